@@ -1,0 +1,5 @@
+"""python -m freshbatch."""
+
+from freshbatch.cli import main_entry
+
+main_entry()

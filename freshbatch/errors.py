@@ -1,0 +1,40 @@
+"""Error types, each carrying the exit code the CLI returns for it."""
+
+from __future__ import annotations
+
+
+class FreshbatchError(Exception):
+    """A failure the user must see: one line, naming the file or object and the fix."""
+
+    exit_code = 1
+
+
+class ValidationFailed(FreshbatchError):
+    """A batch or an output file broke an error-severity rule."""
+
+    exit_code = 1
+
+
+class InputError(FreshbatchError):
+    """Bad flags, a bad course.yaml, an unreadable input file, a changed batch plan."""
+
+    exit_code = 2
+
+
+class LockedError(InputError):
+    """Another run holds the course lock."""
+
+
+class ProviderError(FreshbatchError):
+    """A provider failure no retry can fix: credentials, unknown model, missing binary."""
+
+    exit_code = 3
+
+
+class TransientError(Exception):
+    """A provider fault that a retry may fix (429, 529, 5xx, timeout, dropped connection)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status = status

@@ -1,0 +1,231 @@
+"""The workspace (intelligence/, validators/, courses/) and its courses, loaded and checked."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from freshbatch.batching import BatchPlan, plan_batches
+from freshbatch.errors import InputError
+from freshbatch.files import read_json, read_yaml, shown
+
+DEFAULT_MODEL = "claude-sonnet-4-5"
+SEVERITIES = ("error", "warning", "off")
+_CODE = re.compile(r"[a-z0-9_]+")
+_LANG = re.compile(r"[a-z]{3}")
+_SEED_ID = re.compile(r"S\d{4}")
+_COURSE_KEYS = {
+    "code", "target", "known", "target_name", "known_name", "seeds", "seed_range",
+    "batch_size", "model", "rules",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Seed:
+    """A canonical seed: language-neutral English with an optional {target} placeholder."""
+
+    seed_id: str
+    canonical_id: str | None
+    source: str
+
+
+@dataclass(frozen=True)
+class Course:
+    """A course folder with its checked course.yaml."""
+
+    code: str
+    folder: Path
+    target: str
+    known: str
+    target_name: str
+    known_name: str
+    seeds_path: Path
+    seed_range: tuple[int, int] | None = None
+    batch_size: int = 20
+    model: str | None = None
+    rules: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def config_path(self) -> Path:
+        return self.folder / "course.yaml"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.folder / ".freshbatch"
+
+    def output_path(self, name: str) -> Path:
+        return self.folder / name
+
+    def load_seeds(self) -> list[Seed]:
+        """The seeds of this course: the seeds file cut to seed_range."""
+        seeds = load_canonical_seeds(self.seeds_path)
+        if self.seed_range is None:
+            return seeds
+        first, last = self.seed_range
+        if last > len(seeds):
+            raise InputError(
+                f"{shown(self.config_path)}: seed_range ends at {last} but "
+                f"{shown(self.seeds_path)} holds {len(seeds)} seeds"
+            )
+        return seeds[first - 1 : last]
+
+    def plan(self, seeds: list[Seed] | None = None) -> BatchPlan:
+        seeds = self.load_seeds() if seeds is None else seeds
+        return plan_batches([s.seed_id for s in seeds], self.batch_size)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A folder holding intelligence/, validators/ and courses/."""
+
+    root: Path
+
+    @property
+    def intelligence_dir(self) -> Path:
+        return self.root / "intelligence"
+
+    @property
+    def validators_dir(self) -> Path:
+        return self.root / "validators"
+
+    @property
+    def courses_dir(self) -> Path:
+        return self.root / "courses"
+
+    def course_codes(self) -> list[str]:
+        if not self.courses_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.courses_dir.iterdir() if (p / "course.yaml").is_file())
+
+    def load_course(self, code: str) -> Course:
+        if not _CODE.fullmatch(code):
+            raise InputError(f"course '{code}': a course code is lower-case letters, digits and _")
+        folder = self.courses_dir / code
+        if not (folder / "course.yaml").is_file():
+            known = ", ".join(self.course_codes()) or "none"
+            raise InputError(
+                f"{shown(folder / 'course.yaml')}: no such course (courses here: {known})"
+            )
+        return parse_course(folder, read_yaml(folder / "course.yaml"))
+
+
+def is_workspace(folder: Path) -> bool:
+    return (folder / "intelligence").is_dir() and (folder / "courses").is_dir()
+
+
+def find_workspace(root: str | Path | None = None, cwd: Path | None = None) -> Workspace:
+    """--root, else $FRESHBATCH_ROOT, else the nearest ancestor holding intelligence/ and courses/."""
+    chosen = root if root is not None else os.environ.get("FRESHBATCH_ROOT") or None
+    if chosen is not None:
+        folder = Path(chosen).expanduser().resolve()
+        if not is_workspace(folder):
+            raise InputError(f"{folder}: not a freshbatch workspace (needs intelligence/ and courses/)")
+        return Workspace(folder)
+    start = (cwd or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if is_workspace(folder):
+            return Workspace(folder)
+    raise InputError(
+        f"{start}: no freshbatch workspace here or above (a folder with intelligence/ and "
+        "courses/); pass --root DIR or set FRESHBATCH_ROOT"
+    )
+
+
+def parse_course(folder: Path, raw: Any) -> Course:
+    """Check every field of a course.yaml and build the Course, or raise a one-line InputError."""
+    where = shown(folder / "course.yaml")
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: expected a mapping of settings, got {type(raw).__name__}")
+    unknown = sorted(set(map(str, raw)) - _COURSE_KEYS)
+    if unknown:
+        raise InputError(f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(_COURSE_KEYS))})")
+    code = _text(raw, "code", where)
+    if not _CODE.fullmatch(code):
+        raise InputError(f"{where}: code '{code}' must use only a-z, 0-9 and _")
+    if code != folder.name:
+        raise InputError(f"{where}: code '{code}' must equal the folder name '{folder.name}'")
+    for lang in ("target", "known"):
+        if not _LANG.fullmatch(_text(raw, lang, where)):
+            raise InputError(f"{where}: {lang} '{raw[lang]}' is not an ISO 639-3 code like 'ita'")
+    seeds = Path(_text(raw, "seeds", where))
+    return Course(
+        code=code,
+        folder=folder,
+        target=raw["target"],
+        known=raw["known"],
+        target_name=_text(raw, "target_name", where),
+        known_name=_text(raw, "known_name", where),
+        seeds_path=seeds if seeds.is_absolute() else folder / seeds,
+        seed_range=_seed_range(raw.get("seed_range"), where),
+        batch_size=_int(raw.get("batch_size", 20), "batch_size", where, 1, 1000),
+        model=_text(raw, "model", where) if "model" in raw else None,
+        rules=_rules(raw.get("rules"), where),
+    )
+
+
+def _text(raw: dict[str, Any], name: str, where: str) -> str:
+    if name not in raw:
+        raise InputError(f"{where}: missing required key '{name}'")
+    value = raw[name]
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{where}: {name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _int(value: Any, name: str, where: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"{where}: {name} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise InputError(f"{where}: {name} is {value}; it must be between {low} and {high}")
+    return value
+
+
+def _seed_range(value: Any, where: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2:
+        raise InputError(f"{where}: seed_range must be [first, last], got {value!r}")
+    first = _int(value[0], "seed_range[0]", where, 1, 10**6)
+    last = _int(value[1], "seed_range[1]", where, 1, 10**6)
+    if first > last:
+        raise InputError(f"{where}: seed_range [{first}, {last}] ends before it starts")
+    return first, last
+
+
+def _rules(value: Any, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(f"{where}: rules must map rule names to error, warning or off")
+    for name, severity in value.items():
+        if severity not in SEVERITIES:
+            raise InputError(
+                f"{where}: rules.{name} is {severity!r}; use one of error, warning, off"
+            )
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def load_canonical_seeds(path: Path) -> list[Seed]:
+    """Read a canonical seeds file: a JSON array of {seed_id, canonical_id, source}."""
+    raw = read_json(path)
+    if not isinstance(raw, list) or not raw:
+        raise InputError(f"{shown(path)}: expected a non-empty JSON array of seeds")
+    seeds: list[Seed] = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise InputError(f"{shown(path)}: item {index} is not an object")
+        seed_id, source = item.get("seed_id"), item.get("source")
+        if not isinstance(seed_id, str) or not _SEED_ID.fullmatch(seed_id):
+            raise InputError(f"{shown(path)}: item {index} has no seed_id like S0001")
+        if seed_id in seen:
+            raise InputError(f"{shown(path)}: seed_id {seed_id} appears twice")
+        if not isinstance(source, str) or not source.strip():
+            raise InputError(f"{shown(path)}: {seed_id} has no source sentence")
+        seen.add(seed_id)
+        canonical = item.get("canonical_id")
+        seeds.append(Seed(seed_id, canonical if isinstance(canonical, str) else None, source))
+    return seeds
