@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from freshbatch.console import make_console, print_report, print_rules
+from freshbatch.batching import parse_batch_selection
+from freshbatch.console import (
+    RunDisplay,
+    make_console,
+    print_failures,
+    print_report,
+    print_rules,
+    print_summary,
+)
 from freshbatch.errors import FreshbatchError, InputError
 from freshbatch.phases import load_phases
+from freshbatch.runner import RunOptions, dry_run, prompt_request, raise_if_failed, run
+from freshbatch.status import course_status
 from freshbatch.validation import validate_phase
-from freshbatch.workspace import find_workspace
+from freshbatch.workspace import DEFAULT_MODEL, find_workspace
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--root", help="workspace folder (default: $FRESHBATCH_ROOT or the "
                         "nearest folder above holding intelligence/ and courses/)")  # fmt: skip
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     validate = commands.add_parser("validate", help="check existing outputs against a phase's rules")
     validate.add_argument("phase", help="phase1, phase3, phase5 (or 1, 3, 5), or all")
@@ -31,6 +42,34 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--json", action="store_true", help="print one JSON report")
     validate.add_argument("--limit", type=int, default=10,
                           help="issues shown per batch (0: all; default 10)")  # fmt: skip
+
+    run = commands.add_parser("run", help="run or resume a phase (or all) of a course")
+    run.add_argument("phase", help="phase1, phase3, phase5 (or 1, 3, 5), or all")
+    run.add_argument("course", help="course code: a folder under courses/")
+    run.add_argument("--provider", help="anthropic (default with ANTHROPIC_API_KEY), claude-cli, "
+                     "command or replay")  # fmt: skip
+    run.add_argument("--model", help="model name (default: course.yaml model, else "
+                     f"{DEFAULT_MODEL})")  # fmt: skip
+    run.add_argument("--batches", help="only these batches, e.g. 3,7-9")
+    run.add_argument("--max-attempts", type=int, default=3, help="attempts per batch (default 3)")
+    run.add_argument("--dry-run", action="store_true", help="show what would run; call nothing")
+    run.add_argument("--command", help="command provider: the program and its arguments "
+                     "(split like a shell would, but run without one)")  # fmt: skip
+    run.add_argument("--claude-binary", default="claude", help="claude-cli provider: the binary")
+    run.add_argument("--replay-dir", type=Path, help="replay provider: recordings folder "
+                     "(default: the course's recordings/)")  # fmt: skip
+    run.add_argument("--timeout", type=float, default=600.0, help="seconds per request (600)")
+
+    status = commands.add_parser("status", help="show a course's progress")
+    status.add_argument("course", help="course code")
+    status.add_argument("--json", action="store_true", help="print progress.json")
+
+    prompt = commands.add_parser("prompt", help="print the exact request batch K would send")
+    prompt.add_argument("phase", help="phase1, phase3, phase5 (or 1, 3, 5)")
+    prompt.add_argument("course", help="course code")
+    prompt.add_argument("--batch", type=int, required=True, help="batch number K (from 1)")
+    prompt.add_argument("--model", help="model name")
+    prompt.add_argument("--text", action="store_true", help="print the blocks as plain text")
 
     rules = commands.add_parser("rules", help="list every phase's rules and default severities")
     rules.add_argument("phase", nargs="?", help="only this phase")
@@ -66,7 +105,73 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"validate": cmd_validate, "rules": cmd_rules}
+def run_options(args: argparse.Namespace, batches: int | None) -> RunOptions:
+    chosen = None
+    if args.batches:
+        try:
+            chosen = tuple(parse_batch_selection(args.batches, batches or 10**6))
+        except ValueError as exc:
+            raise InputError(f"--batches: {exc}") from None
+    if not 1 <= args.max_attempts <= 10:
+        raise InputError("--max-attempts must be between 1 and 10")
+    try:
+        command = tuple(shlex.split(args.command)) if args.command else ()
+    except ValueError as exc:
+        raise InputError(f"--command: {exc}") from None
+    return RunOptions(provider=args.provider, model=args.model, batches=chosen,
+                      max_attempts=args.max_attempts, dry_run=args.dry_run, command=command,
+                      claude_binary=args.claude_binary, replay_dir=args.replay_dir,
+                      timeout=args.timeout)  # fmt: skip
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    workspace = find_workspace(args.root)
+    course = workspace.load_course(args.course)
+    options = run_options(args, len(course.plan()))
+    console = make_console()
+    if options.dry_run:
+        for line in dry_run(workspace, args.phase, args.course, options):
+            console.print(line)
+        return 0
+    display = RunDisplay(console)
+    try:
+        result = run(workspace, args.phase, args.course, options, listen=display.attach)
+    finally:
+        if display.progress is not None:
+            print_summary(console, display.progress.state)
+            print_failures(console, display.progress.state)
+    raise_if_failed(result)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    progress = course_status(find_workspace(args.root), args.course)
+    if args.json:
+        print(json.dumps(progress, ensure_ascii=False, indent=2))
+        return 0
+    console = make_console()
+    print_summary(console, progress)
+    print_failures(console, progress)
+    return 0
+
+
+def cmd_prompt(args: argparse.Namespace) -> int:
+    request = prompt_request(find_workspace(args.root), args.phase, args.course, args.batch,
+                             args.model)  # fmt: skip
+    if args.text:
+        for index, block in enumerate(request.system):
+            print(f"===== system block {index + 1} =====\n{block}")
+        print(f"===== cache breakpoint (prefix sha256 {request.prefix_sha256}) =====")
+        for message in request.messages:
+            print(f"===== {message.role} =====\n{message.text}")
+    else:
+        print(json.dumps({"prefix_sha256": request.prefix_sha256, "request": request.to_dict()},
+                         ensure_ascii=False, indent=2))  # fmt: skip
+    return 0
+
+
+COMMANDS = {"validate": cmd_validate, "run": cmd_run, "status": cmd_status,
+            "prompt": cmd_prompt, "rules": cmd_rules}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     try:
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.cmd](args)
     except FreshbatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -68,3 +70,82 @@ def print_rules(console: Console, phases: Sequence[tuple[int, dict[str, RuleInfo
         for rule in rules.values():
             table.add_row(str(number), rule.name, rule.severity, rule.checks)
     console.print(table)
+
+
+class RunDisplay:
+    """Prints one line per batch event while a run goes, and a summary table at the end."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress: Any = None
+
+    def attach(self, progress: Any) -> None:
+        self.progress = progress
+        progress.listen(self.on_event)
+
+    def on_event(self, name: str, data: dict[str, Any]) -> None:
+        if self.progress is None or "phase" not in data:
+            return
+        phase, number = data["phase"], data.get("batch")
+        entry = self.progress.batch(phase, number) if number else None
+        total = self.progress.state["total_batches"]
+        where = (f"phase {phase} batch {number}/{total} {entry['first_seed']}–{entry['last_seed']}"
+                 if entry else f"phase {phase}")  # fmt: skip
+        line = self._line(name, data, entry)
+        if line:
+            self.console.print(f"[bold]{where}[/] {line}")
+
+    def _line(self, name: str, data: dict[str, Any], entry: dict[str, Any] | None) -> str | None:
+        if name == "batch:attempt" and entry is not None:
+            tokens = (f"{data['input'] + data['cache_read'] + data['cache_write']:,} in "
+                      f"({data['cache_read']:,} cached) / {data['output']:,} out")  # fmt: skip
+            verdict = ("[green]valid[/]" if not data["errors"]
+                       else f"[red]{plural(data['errors'], 'error')}[/]")  # fmt: skip
+            first = f" — {escape(entry['last_errors'][0]['message'])}" if data["errors"] else ""
+            return f"attempt {data['attempt']}: {verdict}, {tokens}, ${entry['cost_usd']:.4f}{first}"
+        if name == "batch:merged":
+            return f"[green]merged[/]: {data.get('produced', '')}"
+        if name == "batch:failed":
+            return "[red]failed[/] after its attempts; see .freshbatch/transcripts/"
+        if name == "ratelimit:pause":
+            return f"[yellow]rate limited ({data['status']})[/], pausing {data['seconds']:.1f}s"
+        return None
+
+
+def _k(value: int) -> str:
+    return f"{value / 1000:.1f}k" if value >= 10_000 else str(value)
+
+
+def print_summary(console: Console, progress: dict[str, Any]) -> None:
+    """The per-phase table of batches, attempts, tokens and cost."""
+    total = progress["total_batches"]
+    table = Table(title=f"{progress['course']}: {progress['status']}", box=box.SIMPLE_HEAD)
+    for header in ("phase", "merged", "staged", "failed", "todo", "tries", "in", "cached", "out",
+                   "cost"):  # fmt: skip
+        table.add_column(header, no_wrap=True, min_width=len(header))
+    for name, phase in sorted(progress.get("phases", {}).items()):
+        tokens = phase["tokens"]
+        table.add_row(name.removeprefix("phase"), f"{phase['merged']}/{total}",
+                      str(phase["staged"]), str(phase["failed"]),
+                      str(phase["pending"] + phase["running"]), str(phase["attempts"]),
+                      _k(tokens["input"] + tokens["cache_write"]), _k(tokens["cache_read"]),
+                      _k(tokens["output"]), f"${phase['cost_usd']:.2f}")  # fmt: skip
+    console.print(table)
+    totals = progress.get("totals") or {}
+    eta = progress.get("eta")
+    line = f"total cost ${totals.get('cost_usd', 0.0):.4f}"
+    if eta:
+        line += f", ETA {eta['at']} ({eta['seconds']:.0f}s)"
+    if progress.get("stale"):
+        line += "; the last run stopped without finishing (killed or crashed): run again to resume"
+    console.print(line, style="dim")
+
+
+def print_failures(console: Console, progress: dict[str, Any]) -> None:
+    for entry in progress.get("batches", []):
+        if entry["status"] == "failed":
+            console.print(f"[red]phase {entry['phase']} batch {entry['batch']}[/] "
+                          f"({entry['first_seed']}–{entry['last_seed']}) failed after "
+                          f"{entry['attempts']} attempts:")  # fmt: skip
+            for issue in entry["last_errors"][:5]:
+                console.print(f"    ✗ [dim]{issue['rule']}[/] {escape(issue['message'])}")

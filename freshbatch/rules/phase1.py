@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from freshbatch.batching import Batch
+from freshbatch.clock import stamp_iso
 from freshbatch.issues import Reporter
-from freshbatch.rules.base import Checker, quoted
+from freshbatch.rules.base import Checker, PhaseContext, quoted
 from freshbatch.text import LANGUAGE_SCRIPTS, has_script, key
 
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
@@ -108,3 +110,52 @@ class PhaseChecker(Checker):
 
     def stats(self) -> dict[str, Any]:
         return {"seeds": self.checked}
+
+
+# --- batch logic used by the runner ------------------------------------------------------
+
+BODY_KEY = "translations"
+
+
+def batch_input(context: PhaseContext, batch: Batch, earlier: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The batch's seeds (placeholders filled) and every earlier translation, for consistency."""
+    sources = {s.seed_id: context.seed_source(s) for s in context.seeds}
+    previous: dict[str, Any] = {}
+    for body in earlier:
+        previous.update(body["translations"])
+    return {
+        "seeds": [{"seed_id": s, "source": sources[s]} for s in batch.seed_ids],
+        "earlier_translations": previous,
+    }
+
+
+def complete(context: PhaseContext, batch: Batch, answer: dict[str, Any],
+             checker: Checker) -> dict[str, Any]:  # fmt: skip
+    """Order the translations as the batch; extra keys stay so the check can report them."""
+    given = answer["translations"]
+    ordered = {s: given[s] for s in batch.seed_ids if s in given}
+    ordered.update({k: v for k, v in given.items() if k not in ordered})
+    return {"translations": ordered}
+
+
+def merge(context: PhaseContext, header: dict[str, Any] | None,
+          bodies: Sequence[dict[str, Any]], seed_ids: Sequence[str]) -> dict[str, Any]:  # fmt: skip
+    """seed_pairs.json: the header (kept fields, fresh counts) and the batches in order."""
+    translations: dict[str, Any] = {}
+    for body in bodies:
+        translations.update(body["translations"])
+    course = context.course
+    doc = {"version": "1.0.0", "course": course.code, "target_language": course.target,
+           "known_language": course.known, **(header or {})}  # fmt: skip
+    doc.update(generated=stamp_iso(), total_seeds=len(translations), translations=translations)
+    return doc
+
+
+def merged_seed_ids(doc: dict[str, Any]) -> list[str]:
+    """The seeds a merged seed_pairs.json covers."""
+    return list(doc.get("translations", {}))
+
+
+def describe(body: dict[str, Any]) -> str:
+    """What a batch produced, for the console."""
+    return f"{len(body['translations'])} translations"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from freshbatch.batching import Batch
+from freshbatch.clock import stamp_iso
 from freshbatch.issues import Reporter
-from freshbatch.rules.base import Checker, quoted, seed_number
+from freshbatch.rules.base import Checker, PhaseContext, quoted, seed_number
 from freshbatch.text import key, squash, tokens
 from freshbatch.tiling import Tiling, tile
 
@@ -235,3 +236,68 @@ def _why_not_exact(seed_tokens: tuple[str, ...], result: Tiling, gaps: str) -> s
 
 def _gaps(seed_tokens: tuple[str, ...], result: Tiling) -> str:
     return ", ".join(quoted(" ".join(seed_tokens[a:b])) for a, b in result.uncovered)
+
+
+# --- batch logic used by the runner ------------------------------------------------------
+
+BODY_KEY = "seeds"
+
+
+def batch_input(context: PhaseContext, batch: Batch, earlier: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The batch's seed pairs and the LEGOs already introduced, in course order."""
+    translations = context.inputs["seed_pairs.json"]["translations"]
+    introduced: dict[tuple[str, str], dict[str, str]] = {}
+    for body in earlier:
+        for _, lego in iter_legos(body):
+            pair = lego["lego"]
+            introduced.setdefault((key(pair["target"]), key(pair["known"])), pair)
+    return {
+        "seeds": [{"seed_id": s, "seed_pair": translations[s]} for s in batch.seed_ids],
+        "earlier_legos": [{"known": p["known"], "target": p["target"]} for p in introduced.values()],
+    }
+
+
+def complete(context: PhaseContext, batch: Batch, answer: dict[str, Any],
+             checker: Checker) -> dict[str, Any]:  # fmt: skip
+    """Fill seed_pair from phase 1, number the LEGOs, and set `new` from course order."""
+    assert isinstance(checker, PhaseChecker)
+    translations = context.inputs["seed_pairs.json"]["translations"]
+    seen = set(checker.registry.pairs)
+    seeds = []
+    for entry in answer["seeds"]:
+        seed_id = entry["seed_id"]
+        legos = []
+        for number, given in enumerate(entry["legos"], 1):
+            pair = given["lego"]
+            pair_key = (key(pair["target"]), key(pair["known"]))
+            lego = {"id": f"{seed_id}L{number:02d}", "type": given["type"],
+                    "new": pair_key not in seen, "lego": pair}  # fmt: skip
+            if "components" in given:
+                lego["components"] = given["components"]
+            seen.add(pair_key)
+            legos.append(lego)
+        seed_pair = translations.get(seed_id) or entry.get("seed_pair") or {"known": "", "target": ""}
+        seeds.append({"seed_id": seed_id, "seed_pair": seed_pair, "legos": legos})
+    return {"seeds": seeds}
+
+
+def merge(context: PhaseContext, header: dict[str, Any] | None,
+          bodies: Sequence[dict[str, Any]], seed_ids: Sequence[str]) -> dict[str, Any]:  # fmt: skip
+    """lego_pairs.json: the header (kept fields, fresh counts) and the batches in order."""
+    seeds = [seed for body in bodies for seed in body["seeds"]]
+    doc = {"course": context.course.code, "phase": "3", "version": "1.0.0", **(header or {})}
+    doc.update(generated_at=stamp_iso(), total_seeds=len(seeds),
+               total_legos=sum(len(s["legos"]) for s in seeds), seeds=seeds)  # fmt: skip
+    return doc
+
+
+def merged_seed_ids(doc: dict[str, Any]) -> list[str]:
+    """The seeds a merged lego_pairs.json covers."""
+    return [seed["seed_id"] for seed in doc.get("seeds", [])]
+
+
+def describe(body: dict[str, Any]) -> str:
+    """What a batch produced, for the console."""
+    legos = sum(len(s["legos"]) for s in body["seeds"])
+    new = sum(1 for s in body["seeds"] for lego in s["legos"] if lego.get("new"))
+    return f"{legos} LEGOs ({new} new)"

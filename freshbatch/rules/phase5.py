@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from freshbatch.batching import Batch
+from freshbatch.clock import stamp_iso
 from freshbatch.errors import InputError
 from freshbatch.issues import Reporter
-from freshbatch.rules.base import Checker, quoted, seed_number
+from freshbatch.rules.base import Checker, PhaseContext, quoted, seed_number
 from freshbatch.text import find_span, key, tokens
 
 MAX_PHRASES = 10
@@ -35,10 +37,14 @@ class Course:
         self.new_ids: dict[str, list[str]] = {}
         self.seed_pairs: dict[str, dict[str, str]] = {}
         self.first_use: dict[str, int] = {}  # token -> position of the first LEGO teaching it
+        self.seed_start: dict[str, int] = {}  # seed -> position of its first LEGO
+        self.order: list[str] = []  # seed ids in course order
         position = 0
         for seed in lego_pairs.get("seeds", []):
             seed_id, legos = seed["seed_id"], seed["legos"]
             self.seed_pairs[seed_id] = seed["seed_pair"]
+            self.seed_start[seed_id] = position
+            self.order.append(seed_id)
             self.new_ids[seed_id] = [lego["id"] for lego in legos if lego.get("new")]
             for index, lego in enumerate(legos):
                 info = LegoInfo(lego["id"], seed_id, position, lego["lego"],
@@ -190,3 +196,81 @@ class PhaseChecker(Checker):
 
 def _same(phrase: dict[str, str], pair: dict[str, str]) -> bool:
     return key(phrase["target"]) == key(pair["target"]) and key(phrase["known"]) == key(pair["known"])
+
+
+# --- batch logic used by the runner ------------------------------------------------------
+
+BODY_KEY = "baskets"
+RECENT_SEEDS = 10
+RECENT_LEGOS = 30
+
+
+def batch_input(context: PhaseContext, batch: Batch, earlier: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The batch's seeds with their LEGOs, the baskets to write, and the vocabulary so far."""
+    lego_pairs = context.inputs["lego_pairs.json"]
+    course = Course(lego_pairs)
+    by_id = {seed["seed_id"]: seed for seed in lego_pairs["seeds"]}
+    seeds = [by_id[s] for s in batch.seed_ids]
+    start = course.seed_start[batch.first_seed]
+    before = [by_id[s] for s in course.order[: course.order.index(batch.first_seed)]]
+    recent_legos = [lego["lego"] for seed in before for lego in seed["legos"] if lego.get("new")]
+    return {
+        "seeds": [{"seed_id": s["seed_id"], "seed_pair": s["seed_pair"],
+                   "legos": [{k: v for k, v in lego.items() if k != "components"}
+                             for lego in s["legos"]]} for s in seeds],  # fmt: skip
+        "baskets_to_write": [i for s in batch.seed_ids for i in course.new_ids.get(s, [])],
+        "vocabulary": sorted(t for t, position in course.first_use.items() if position < start),
+        "recent": {
+            "seeds": [s["seed_pair"] for s in before[-RECENT_SEEDS:]],
+            "legos": recent_legos[-RECENT_LEGOS:],
+        },
+    }
+
+
+def complete(context: PhaseContext, batch: Batch, answer: dict[str, Any],
+             checker: Checker) -> dict[str, Any]:  # fmt: skip
+    """Order baskets as the LEGOs; end each seed's final basket with the whole seed."""
+    assert isinstance(checker, PhaseChecker)
+    course = checker.course
+    given = answer["baskets"]
+    order = [i for s in batch.seed_ids for i in course.new_ids.get(s, []) if i in given]
+    order += [i for i in given if i not in order]
+    baskets = {}
+    for lego_id in order:
+        basket = given[lego_id]
+        info = course.legos.get(lego_id)
+        phrases = list(basket["practice_phrases"])
+        is_final = info is not None and info.is_final
+        if is_final and info is not None:
+            seed_pair = course.seed_pairs[info.seed_id]
+            phrases = [p for p in phrases if not _same(p, seed_pair)]
+            phrases.append({"known": seed_pair["known"], "target": seed_pair["target"]})
+        baskets[lego_id] = {"lego": basket["lego"], "practice_phrases": phrases,
+                            "is_final_lego": is_final, "phrase_count": len(phrases)}  # fmt: skip
+    return {"baskets": baskets}
+
+
+def merge(context: PhaseContext, header: dict[str, Any] | None,
+          bodies: Sequence[dict[str, Any]], seed_ids: Sequence[str]) -> dict[str, Any]:  # fmt: skip
+    """lego_baskets.json: the header (kept fields, fresh counts) and the batches in order."""
+    baskets: dict[str, Any] = {}
+    for body in bodies:
+        baskets.update(body["baskets"])
+    doc = {"version": "1.0.0", "phase": "5", "course": context.course.code, **(header or {})}
+    doc.update(generated_at=stamp_iso(), seeds_processed=list(seed_ids),
+               total_baskets=len(baskets), baskets=baskets)  # fmt: skip
+    return doc
+
+
+def merged_seed_ids(doc: dict[str, Any]) -> list[str]:
+    """The seeds a merged lego_baskets.json covers: seeds_processed, else the basket keys'."""
+    processed = doc.get("seeds_processed")
+    if isinstance(processed, list):
+        return [str(s) for s in processed]
+    return list(dict.fromkeys(key[:5] for key in doc.get("baskets", {})))
+
+
+def describe(body: dict[str, Any]) -> str:
+    """What a batch produced, for the console."""
+    phrases = sum(len(b["practice_phrases"]) for b in body["baskets"].values())
+    return f"{len(body['baskets'])} baskets, {phrases} phrases"

@@ -1,0 +1,150 @@
+"""One batch: up to N fresh attempts, each judged by the validators, with feedback between.
+
+Two retry loops, kept apart: inside an attempt, tenacity retries transport faults
+(TransientError) and honours retry-after; those retries never use up an attempt. Across
+attempts, each new request carries the previous answer and the validator's issues.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
+from freshbatch.answers import AnswerFormatError, parse_answer
+from freshbatch.clock import now_iso
+from freshbatch.errors import ProviderError, TransientError
+from freshbatch.issues import ERROR, Issue
+from freshbatch.providers import Answer, Provider, Request, Usage
+from freshbatch.prompts import Retry
+
+Judge = Callable[[dict[str, Any]], tuple[dict[str, Any], list[Issue]]]
+BuildRequest = Callable[[int, Retry | None], Request]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Transport retries inside one attempt: how many, and the backoff without retry-after."""
+
+    transport_retries: int = 8
+    base_seconds: float = 2.0
+    max_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    attempt: int
+    answer: Answer | None
+    issues: tuple[Issue, ...]
+    transport_retries: int
+
+    @property
+    def is_valid(self) -> bool:
+        return self.answer is not None and not any(i.severity == ERROR for i in self.issues)
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """The end of a batch: the valid answer (parsed, as the model wrote it) or None.
+
+    The answer, not the completed body, is staged: derived facts (ids, new flags, final
+    LEGOs) are computed again at merge time from every batch merged before it.
+    """
+
+    body: dict[str, Any] | None
+    attempts: tuple[AttemptRecord, ...]
+
+    @property
+    def last_issues(self) -> tuple[Issue, ...]:
+        return self.attempts[-1].issues if self.attempts else ()
+
+
+def judge_answer(answer: Answer, batch: int, judge: Judge) -> tuple[dict[str, Any] | None, list[Issue]]:
+    """Strict parse, then the phase's schema and rules; returns the parsed answer and issues."""
+    if answer.is_truncated:
+        return None, [Issue(ERROR, "answer-truncated", "the answer was cut off at the output "
+                            "token limit (stop_reason max_tokens); give the complete batch, "
+                            "more compactly: no commentary, no extra fields", batch)]  # fmt: skip
+    try:
+        doc = parse_answer(answer.text)
+    except AnswerFormatError as exc:
+        return None, [Issue(ERROR, "answer-json", str(exc), batch)]
+    _, issues = judge(doc)
+    return doc, issues
+
+
+def wait_seconds(policy: RetryPolicy, state: RetryCallState) -> float:
+    """retry-after when the server gave one, else exponential backoff with jitter."""
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, TransientError) and exc.retry_after is not None:
+        return min(max(exc.retry_after, 0.0), policy.max_seconds)
+    backoff = policy.base_seconds * 2 ** (state.attempt_number - 1)
+    return min(backoff, policy.max_seconds) * random.uniform(0.5, 1.0)
+
+
+def call_provider(provider: Provider, request: Request, policy: RetryPolicy,
+                  on_transient: Callable[[TransientError, float], None],
+                  on_resume: Callable[[], None] = lambda: None) -> tuple[Answer, int]:  # fmt: skip
+    """provider.complete with transport retries; returns the answer and how many retries."""
+    retries = 0
+
+    def before(state: RetryCallState) -> None:
+        if state.attempt_number > 1:
+            on_resume()
+
+    def before_sleep(state: RetryCallState) -> None:
+        nonlocal retries
+        retries += 1
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, TransientError):
+            on_transient(exc, state.upcoming_sleep)
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(TransientError),
+        stop=stop_after_attempt(policy.transport_retries + 1),
+        wait=lambda state: wait_seconds(policy, state),
+        before=before,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    try:
+        answer = retrying(provider.complete, request)
+    except TransientError as exc:
+        raise ProviderError(f"{provider.name}: gave up after {retries} transport retries: {exc}; "
+                            "the run can be resumed later") from exc  # fmt: skip
+    return answer, retries
+
+
+def run_attempts(provider: Provider, build: BuildRequest, judge: Judge, batch: int,
+                 max_attempts: int, policy: RetryPolicy,
+                 record: Callable[[Request, AttemptRecord, dict[str, Any]], None],
+                 on_transient: Callable[[TransientError, float], None],
+                 on_resume: Callable[[], None] = lambda: None) -> BatchOutcome:  # fmt: skip
+    """Attempts 1..max_attempts, each a fresh request; stops at the first valid answer."""
+    records: list[AttemptRecord] = []
+    retry: Retry | None = None
+    for attempt in range(1, max_attempts + 1):
+        request = build(attempt, retry)
+        started, clock = now_iso(), time.monotonic()
+        answer, retries = call_provider(provider, request, policy, on_transient, on_resume)
+        body, issues = judge_answer(answer, batch, judge)
+        result = AttemptRecord(attempt, answer, tuple(issues), retries)
+        records.append(result)
+        record(request, result, {"started_at": started, "finished_at": now_iso(),
+                                 "seconds": round(time.monotonic() - clock, 3)})  # fmt: skip
+        if result.is_valid and body is not None:
+            return BatchOutcome(body, tuple(records))
+        retry = Retry(answer.text, tuple(issues))
+    return BatchOutcome(None, tuple(records))
+
+
+def total_usage(outcome: BatchOutcome) -> Usage:
+    usage = Usage()
+    for attempt in outcome.attempts:
+        if attempt.answer is not None:
+            usage = usage + attempt.answer.usage
+    return usage

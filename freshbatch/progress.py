@@ -1,0 +1,186 @@
+"""progress.json and events.jsonl: the run's state, kept apart from any rendering.
+
+progress.json is rewritten atomically after every change of state, so a poller never reads
+half a file. events.jsonl gets one line per event. Listeners (the console) are told of
+every event after the state changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from freshbatch.batching import BatchPlan
+from freshbatch.clock import now_iso
+from freshbatch.files import write_json_atomic
+from freshbatch.providers import Usage
+
+SCHEMA_VERSION = 1
+BATCH_STATES = ("pending", "running", "staged", "merged", "failed")
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+def _tokens(usage: Usage) -> dict[str, int]:
+    return {"input": usage.input_tokens, "output": usage.output_tokens,
+            "cache_read": usage.cache_read_input_tokens,
+            "cache_write": usage.cache_creation_input_tokens}  # fmt: skip
+
+
+def _add_tokens(into: dict[str, int], usage: Usage) -> None:
+    for name, value in _tokens(usage).items():
+        into[name] = into.get(name, 0) + value
+
+
+class Progress:
+    """The state of every batch of every phase of one course, persisted on each change."""
+
+    def __init__(self, state_dir: Path, course: str, plan: BatchPlan, phases: Iterable[int]):
+        self.path = state_dir / "progress.json"
+        self.events_path = state_dir / "events.jsonl"
+        self._lock = threading.RLock()
+        self._listeners: list[Listener] = []
+        self._started = time.monotonic()
+        self._merged_this_run = 0
+        old = _read(self.path)
+        old_batches = {(b["phase"], b["batch"]): b for b in old.get("batches", [])}
+        self.state: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION, "course": course, "updated_at": now_iso(),
+            "status": "idle", "pid": None, "total_seeds": len(plan.seed_ids),
+            "total_batches": len(plan), "batch_size": plan.batch_size, "current": None,
+            "run": None, "phases": {}, "batches": [], "totals": {}, "eta": None,
+        }  # fmt: skip
+        for phase in sorted(set(phases) | {b["phase"] for b in old_batches.values()}):
+            for batch in plan:
+                previous = old_batches.get((phase, batch.number), {})
+                self.state["batches"].append({
+                    "phase": phase, "batch": batch.number, "first_seed": batch.first_seed,
+                    "last_seed": batch.last_seed, "status": "pending",
+                    "attempts": previous.get("attempts", 0),
+                    "last_errors": previous.get("last_errors", []),
+                    "tokens": previous.get("tokens", _tokens(Usage())),
+                    "cost_usd": previous.get("cost_usd", 0.0),
+                    "started_at": previous.get("started_at"),
+                    "finished_at": previous.get("finished_at"),
+                })  # fmt: skip
+        self._index = {(b["phase"], b["batch"]): b for b in self.state["batches"]}
+
+    def listen(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def batch(self, phase: int, number: int) -> dict[str, Any]:
+        return self._index[(phase, number)]
+
+    def set_batch_status(self, phase: int, number: int, status: str, **fields: Any) -> None:
+        """Set a batch's state without an event (used when rebuilding state from disk)."""
+        with self._lock:
+            self._index[(phase, number)].update(status=status, **fields)
+
+    def start_run(self, info: dict[str, Any]) -> None:
+        with self._lock:
+            self.state.update(status="running", pid=os.getpid(), run={**info, "started_at": now_iso()})
+        self.event("run:start", info)
+
+    def end_run(self, status: str, **info: Any) -> None:
+        with self._lock:
+            self.state.update(status=status, current=None, pid=None)
+            for entry in self.state["batches"]:
+                if entry["status"] == "running":
+                    entry["status"] = "pending"
+        self.event("run:end", {"status": status, **info})
+
+    def batch_started(self, phase: int, number: int) -> None:
+        with self._lock:
+            entry = self._index[(phase, number)]
+            entry.update(status="running", started_at=now_iso(), finished_at=None)
+            entry["attempts"] = 0
+            self.state["current"] = {"phase": phase, "batch": number}
+        self.event("batch:start", {"phase": phase, "batch": number})
+
+    def attempt_done(self, phase: int, number: int, attempt: int, usage: Usage, cost: float,
+                     errors: list[dict[str, Any]]) -> None:  # fmt: skip
+        with self._lock:
+            entry = self._index[(phase, number)]
+            entry["attempts"] = attempt
+            _add_tokens(entry["tokens"], usage)
+            entry["cost_usd"] = round(entry["cost_usd"] + cost, 6)
+            entry["last_errors"] = errors
+        self.event("batch:attempt", {"phase": phase, "batch": number, "attempt": attempt,
+                                     "errors": len(errors), **_tokens(usage)})  # fmt: skip
+        if errors:
+            self.event("batch:invalid", {"phase": phase, "batch": number, "attempt": attempt,
+                                         "first_error": errors[0]["message"]})  # fmt: skip
+
+    def batch_finished(self, phase: int, number: int, status: str, **info: Any) -> None:
+        """status: staged, merged or failed."""
+        with self._lock:
+            entry = self._index[(phase, number)]
+            entry.update(status=status, finished_at=now_iso())
+            if status == "merged":
+                self._merged_this_run += 1
+        self.event(f"batch:{status}", {"phase": phase, "batch": number, **info})
+
+    def event(self, name: str, data: dict[str, Any]) -> None:
+        """Persist progress.json, append the event line, then tell listeners."""
+        with self._lock:
+            self.refresh()
+            write_json_atomic(self.path, self.state)
+            line = json.dumps({"time": self.state["updated_at"], "event": name, **data},
+                              ensure_ascii=False)  # fmt: skip
+            self.events_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.events_path.open("a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+        for listener in self._listeners:
+            listener(name, data)
+
+    def refresh(self) -> None:
+        self.state["updated_at"] = now_iso()
+        phases: dict[str, Any] = {}
+        totals = {"tokens": _tokens(Usage()), "cost_usd": 0.0}
+        for entry in self.state["batches"]:
+            summary = phases.setdefault(f"phase{entry['phase']}", {
+                **{s: 0 for s in BATCH_STATES}, "attempts": 0, "tokens": _tokens(Usage()),
+                "cost_usd": 0.0})  # fmt: skip
+            summary[entry["status"]] += 1
+            summary["attempts"] += entry["attempts"]
+            for name, value in entry["tokens"].items():
+                summary["tokens"][name] += value
+                totals["tokens"][name] += value
+            summary["cost_usd"] = round(summary["cost_usd"] + entry["cost_usd"], 6)
+            totals["cost_usd"] = round(totals["cost_usd"] + entry["cost_usd"], 6)
+        self.state["phases"] = phases
+        self.state["totals"] = totals
+        self.state["eta"] = self._eta()
+
+    def _eta(self) -> dict[str, Any] | None:
+        if self.state["status"] != "running" or not self._merged_this_run:
+            return None
+        remaining = sum(1 for b in self.state["batches"] if b["status"] in ("pending", "running"))
+        per_batch = (time.monotonic() - self._started) / self._merged_this_run
+        seconds = round(per_batch * remaining, 1)
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
+        return {"seconds": seconds, "at": at}
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_progress(state_dir: Path) -> dict[str, Any] | None:
+    data = _read(state_dir / "progress.json")
+    return data or None
+
+
+class ReadOnlyProgress(Progress):
+    """Progress that never writes: for commands that only look (status, prompt)."""
+
+    def event(self, name: str, data: dict[str, Any]) -> None:
+        return None

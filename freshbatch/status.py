@@ -1,0 +1,61 @@
+"""A course's progress for `status` and the status page: progress.json, else the files."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from freshbatch.batching import BatchPlan
+from freshbatch.phases import PhaseDef, load_phases
+from freshbatch.progress import ReadOnlyProgress, read_progress
+from freshbatch.store import PhaseStore
+from freshbatch.workspace import Course, Workspace
+
+
+def course_status(workspace: Workspace, code: str) -> dict[str, Any]:
+    """progress.json as the runner wrote it; built from the merged files if there is none."""
+    course = workspace.load_course(code)
+    progress = read_progress(course.state_dir)
+    if progress is not None:
+        if progress.get("status") == "running" and not _is_alive(progress.get("pid")):
+            progress["status"] = "idle"
+            progress["stale"] = True  # the run died without saying so (killed, crashed)
+        return progress
+    return _from_files(course, load_phases(workspace))
+
+
+def _from_files(course: Course, phases: dict[int, PhaseDef]) -> dict[str, Any]:
+    plan = course.plan()
+    view = ReadOnlyProgress(course.state_dir, course.code, plan, sorted(phases))
+    for number, phase in sorted(phases.items()):
+        merged = merged_batch_count(course, phase, plan)
+        for batch in plan.batches[:merged]:
+            view.set_batch_status(number, batch.number, "merged")
+    view.refresh()
+    return view.state
+
+
+def merged_batch_count(course: Course, phase: PhaseDef, plan: BatchPlan) -> int:
+    """How many leading batches the phase's merged file holds completely."""
+    doc = PhaseStore(course, phase.number, phase.output_file).read_merged()
+    if doc is None:
+        return 0
+    covered = set(phase.module.merged_seed_ids(doc))
+    count = 0
+    for batch in plan:
+        if not set(batch.seed_ids) <= covered:
+            break
+        count += 1
+    return count
+
+
+def _is_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
