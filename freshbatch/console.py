@@ -29,7 +29,10 @@ def plural(count: int, word: str) -> str:
 
 
 def make_console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = max(console.width, 120)  # logs and pipes: no squeezed tables
+    return console
 
 
 def print_report(console: Console, report: ValidationReport, limit: int) -> None:

@@ -40,6 +40,19 @@ _TYPES: dict[str, Check] = {
 }
 
 
+def _equal(a: Any, b: Any) -> bool:
+    """JSON equality: booleans are not numbers, 1 equals 1.0, containers compare deeply."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+    if _is_number(a) and _is_number(b):
+        return bool(a == b)
+    return type(a) is type(b) and bool(a == b)
+
+
 class Unsupported(Exception):
     """The schema uses a keyword this checker does not implement."""
 
@@ -165,9 +178,9 @@ class _Compiler:
 
     def _value(self, name: str, value: Any) -> Check:
         if name == "enum":
-            return lambda v: any(v == e and type(v) is type(e) for e in value)
+            return lambda v: any(_equal(v, e) for e in value)
         if name == "const":
-            return lambda v: v == value and type(v) is type(value)
+            return lambda v: _equal(v, value)
         if name == "minimum":
             return lambda v: not _is_number(v) or v >= value
         return lambda v: not _is_number(v) or v <= value  # maximum

@@ -121,6 +121,9 @@ def run(workspace: Workspace, phase_name: str, course_code: str, options: RunOpt
                 "failed" if not result.ok else "idle")
         finally:
             progress.end_run(status)
+            close = getattr(provider, "close", None)
+            if callable(close):
+                close()
     return result
 
 

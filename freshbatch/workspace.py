@@ -12,7 +12,7 @@ from freshbatch.batching import BatchPlan, plan_batches
 from freshbatch.errors import InputError
 from freshbatch.files import read_json, read_yaml, shown
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-4-6"
 SEVERITIES = ("error", "warning", "off")
 _CODE = re.compile(r"[a-z0-9_]+")
 _LANG = re.compile(r"[a-z]{3}")

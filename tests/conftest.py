@@ -83,3 +83,63 @@ def spa_course(workspace: Workspace) -> Iterator[str]:
     for name in ("seed_pairs.json", "lego_pairs.json", "lego_baskets.json"):
         (folder / name).symlink_to(SHARED_SSI / "spa_for_eng" / name)
     yield "spa_for_eng"
+
+
+DEMO = "demo_ita_for_eng"
+TEST_KEY = "sk-ant-test-0123456789abcdefghijklmnop"
+
+
+def copy_demo(workspace: Workspace, with_recordings: bool = False) -> str:
+    """Copy the shipped demo course (seeds and course.yaml) into the workspace."""
+    folder = workspace.courses_dir / DEMO
+    shutil.copytree(REPO / "courses" / DEMO, folder,
+                    ignore=None if with_recordings else shutil.ignore_patterns("recordings"))  # fmt: skip
+    for name in ("seed_pairs.json", "lego_pairs.json", "lego_baskets.json", ".freshbatch"):
+        path = folder / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    return DEMO
+
+
+@pytest.fixture(scope="session")
+def demo_reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo course's three merged files, made once by replaying its recordings."""
+    from freshbatch.runner import RunOptions, run
+
+    root = tmp_path_factory.mktemp("reference")
+    for name in ("intelligence", "validators"):
+        shutil.copytree(REPO / name, root / name)
+    (root / "courses").mkdir()
+    workspace = Workspace(root)
+    copy_demo(workspace, with_recordings=True)
+    result = run(workspace, "all", DEMO, RunOptions(provider="replay"))
+    assert result.ok, "the demo recordings must replay cleanly"
+    return workspace.courses_dir / DEMO
+
+
+@pytest.fixture
+def demo(workspace: Workspace) -> str:
+    """A fresh copy of the demo course, without outputs or recordings."""
+    return copy_demo(workspace)
+
+
+@pytest.fixture
+def fake_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The fake Messages API on 127.0.0.1, with the real SDK pointed at it."""
+    from tests.fakes.messages_api import FakeMessagesAPI
+
+    with FakeMessagesAPI() as api:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", TEST_KEY)
+        yield api
+
+
+def reference_responder(folder: Path, broken: set[tuple[int, int]] | None = None) -> Any:
+    """A FakeMessagesAPI responder answering from reference course files."""
+    from tests.fakes.messages_api import Reply
+    from tests.fakes.reference_model import ReferenceModel
+
+    model = ReferenceModel(folder, broken)
+    return lambda body: Reply.message(model.answer(body))
