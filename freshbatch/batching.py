@@ -82,9 +82,9 @@ def parse_batch_selection(text: str, total: int) -> list[int]:
         part = part.strip()
         if not part:
             continue
-        low, _, high = part.partition("-")
+        low, dash, high = part.partition("-")
         try:
-            first, last = int(low), int(high or low)
+            first, last = int(low), int(high if dash else low)
         except ValueError:
             raise ValueError(f"'{part}' is not a batch number or range like 7-9") from None
         if first > last or first < 1 or last > total:

@@ -161,9 +161,10 @@ class PhaseRun:
             raise InputError(f"{where}: not a valid {self.phase.key} file: {report.issues[0].message}")
         covered = self.module.merged_seed_ids(doc)
         merged = self._count_complete(covered, where)
-        bodies = make_checker(self.context).split(doc, report)
+        checker = make_checker(self.context)
+        bodies = checker.split(doc, report)
         header = {k: v for k, v in doc.items() if k != self.module.BODY_KEY}
-        return header, [bodies.get(n, self._checker().empty()) for n in range(1, merged + 1)]
+        return header, [bodies.get(n) or checker.empty() for n in range(1, merged + 1)]
 
     def _count_complete(self, covered: Sequence[str], where: str) -> int:
         covered_set = set(covered)

@@ -30,7 +30,7 @@ def tokens(text: str) -> tuple[str, ...]:
     out: list[str] = []
     word: list[str] = []
     for char in folded:
-        if _CJK.match(char):
+        if _CJK.match(char) and _is_word_char(char):  # not ・ or ゠, which are punctuation
             if word:
                 out.append("".join(word))
                 word = []

@@ -200,12 +200,18 @@ def _rules(value: Any, where: str) -> dict[str, str]:
         return {}
     if not isinstance(value, dict):
         raise InputError(f"{where}: rules must map rule names to error, warning or off")
+    rules: dict[str, str] = {}
     for name, severity in value.items():
+        severity = "off" if severity is False else severity  # YAML 1.1 reads a bare off as false
         if severity not in SEVERITIES:
             raise InputError(
                 f"{where}: rules.{name} is {severity!r}; use one of error, warning, off"
             )
-    return {str(k): str(v) for k, v in value.items()}
+        if name == "schema":
+            raise InputError(f"{where}: rules.schema cannot be changed: the other rules need "
+                             "well-formed data")  # fmt: skip
+        rules[str(name)] = str(severity)
+    return rules
 
 
 def load_canonical_seeds(path: Path) -> list[Seed]:

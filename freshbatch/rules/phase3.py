@@ -23,7 +23,8 @@ class Registry:
     """What earlier batches introduced: LEGO pairs, the known->target table, ids."""
 
     pairs: set[tuple[str, str]] = field(default_factory=set)
-    first_target: dict[str, tuple[str, str, int]] = field(default_factory=dict)
+    # known key -> target key -> (target text, first seed, its batch)
+    targets: dict[str, dict[str, tuple[str, str, int]]] = field(default_factory=dict)
     ids: set[str] = field(default_factory=set)
 
     def is_new(self, lego: dict[str, str]) -> bool:
@@ -31,7 +32,8 @@ class Registry:
 
     def add(self, lego_id: str, lego: dict[str, str], seed_id: str, batch: int) -> None:
         self.pairs.add((key(lego["target"]), key(lego["known"])))
-        self.first_target.setdefault(key(lego["known"]), (lego["target"], seed_id, batch))
+        known = self.targets.setdefault(key(lego["known"]), {})
+        known.setdefault(key(lego["target"]), (lego["target"], seed_id, batch))
         self.ids.add(lego_id)
 
 
@@ -122,6 +124,7 @@ class PhaseChecker(Checker):
     def _check_ids(self, seed: dict[str, Any], report: Reporter) -> None:
         seed_id = seed["seed_id"]
         numbers: list[int] = []
+        in_seed: set[str] = set()
         for lego in seed["legos"]:
             lego_id = lego["id"]
             match = _LEGO_ID.fullmatch(lego_id)
@@ -132,9 +135,11 @@ class PhaseChecker(Checker):
             if not lego_id.startswith(seed_id):
                 report.add("lego-id", f"{lego_id}: id does not start with its seed {seed_id}",
                            seed_id=seed_id, lego_id=lego_id)  # fmt: skip
-            if lego_id in self.registry.ids:
+            if lego_id in self.registry.ids or lego_id in in_seed:
                 report.add("lego-id", f"{lego_id}: id used twice in the course",
                            seed_id=seed_id, lego_id=lego_id)  # fmt: skip
+                continue
+            in_seed.add(lego_id)
             number = int(match.group(2))
             if numbers and number <= numbers[-1]:
                 report.add("lego-id", f"{lego_id}: ids must ascend within the seed",
@@ -207,17 +212,23 @@ class PhaseChecker(Checker):
 
     def _check_collision(self, seed_id: str, lego_id: str, pair: dict[str, str], batch: Batch,
                          report: Reporter) -> None:  # fmt: skip
-        first = self.registry.first_target.get(key(pair["known"]))
-        if first is None or key(first[0]) == key(pair["target"]):
+        """One known text, one target: strict within a batch and within seeds 1-100."""
+        earlier = self.registry.targets.get(key(pair["known"]), {})
+        others = [v for k, v in earlier.items() if k != key(pair["target"])]
+        if not others:
             return
         self.collided.add(key(pair["known"]))
-        strict = first[2] == batch.number or (
-            seed_number(first[1]) <= _EARLY_SEEDS and seed_number(seed_id) <= _EARLY_SEEDS
-        )
+        early = seed_number(seed_id) <= _EARLY_SEEDS
+
+        def is_strict(other: tuple[str, str, int]) -> bool:
+            return other[2] == batch.number or (early and seed_number(other[1]) <= _EARLY_SEEDS)
+
+        strict = [o for o in others if is_strict(o)]
+        target, first_seed, _ = (strict or others)[0]
         report.add("known-collision" if strict else "known-collision-course",
-                   f"{lego_id}: known {quoted(pair['known'])} already means "
-                   f"{quoted(first[0])} ({first[1]}); here it is {quoted(pair['target'])}, so the "
-                   "learner cannot tell which to say", seed_id=seed_id, lego_id=lego_id)  # fmt: skip
+                   f"{lego_id}: known {quoted(pair['known'])} already means {quoted(target)} "
+                   f"({first_seed}); here it is {quoted(pair['target'])}, so the learner cannot "
+                   "tell which to say", seed_id=seed_id, lego_id=lego_id)  # fmt: skip
 
     def stats(self) -> dict[str, Any]:
         return {**self.counts, "known_texts_with_two_targets": len(self.collided)}

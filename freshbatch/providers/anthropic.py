@@ -1,0 +1,186 @@
+"""The Messages API through the real `anthropic` SDK, one request per complete() call.
+
+The SDK's own retries are off (max_retries=0): freshbatch retries TransientError itself.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import os
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from freshbatch.errors import ProviderError, TransientError
+from freshbatch.providers import Answer, ProviderConfig, Request, Usage
+
+if TYPE_CHECKING:
+    import anthropic
+    import httpx2
+    from anthropic.types import Message
+
+_FATAL_STATUSES = {400: "bad request", 401: "authentication failed", 402: "payment required",
+                   403: "permission denied", 413: "request too large"}  # fmt: skip
+
+
+class AnthropicProvider:
+    """Sends each request to the Messages API; streams the answer unless config.stream is off."""
+
+    name = "anthropic"
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+        self._client: anthropic.Anthropic | None = None
+        self._key = ""
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"AnthropicProvider(stream={self.config.stream}, timeout={self.config.timeout:g})"
+
+    def complete(self, request: Request) -> Answer:
+        """Send one fresh request and return its answer, translating SDK failures."""
+        import anthropic
+        import httpx2
+
+        client = self._connect()
+        try:
+            if self.config.stream:
+                return self._stream(client, request)
+            return self._create(client, request)
+        except anthropic.APIStatusError as exc:
+            # not chained: the SDK's message quotes the response body, which may echo the key
+            raise self._status_error(exc, request.model) from None
+        except anthropic.APIConnectionError as exc:
+            timed_out = isinstance(exc, anthropic.APITimeoutError)
+            what = f"timed out after {self.config.timeout:g}s" if timed_out else "connection failed"
+            raise TransientError(f"anthropic: {what}") from exc
+        except httpx2.TransportError as exc:  # raised while reading a stream already under way
+            raise TransientError(f"anthropic: stream broke off: {type(exc).__name__}") from exc
+
+    def close(self) -> None:
+        """Close the HTTP connection pool (a later complete() opens a new one)."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def _connect(self) -> anthropic.Anthropic:
+        """Build the SDK client on first use; nothing touches the network before."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._build_client()
+            return self._client
+
+    def _build_client(self) -> anthropic.Anthropic:
+        """Make the client from config, else ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL."""
+        import anthropic
+
+        key = self.config.api_key or os.environ.get("ANTHROPIC_API_KEY", "")
+        if not key:
+            raise ProviderError(
+                "ANTHROPIC_API_KEY is not set; export it, or choose another --provider "
+                "(claude-cli, command, replay)"
+            )
+        self._key = key
+        base_url = self.config.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
+        return anthropic.Anthropic(
+            api_key=key, base_url=base_url, timeout=self.config.timeout, max_retries=0
+        )
+
+    def _create(self, client: anthropic.Anthropic, request: Request) -> Answer:
+        """One non-streamed request."""
+        started = time.monotonic()
+        message: Message = client.messages.create(**_params(request))
+        return _answer(message, time.monotonic() - started, None, message._request_id)
+
+    def _stream(self, client: anthropic.Anthropic, request: Request) -> Answer:
+        """One streamed request: note when the first text arrives, then take the final message."""
+        started = time.monotonic()
+        first: float | None = None
+        with client.messages.stream(**_params(request)) as stream:
+            for _ in stream.text_stream:
+                if first is None:
+                    first = time.monotonic() - started
+            message = stream.get_final_message()
+            request_id = stream.request_id
+        if message.stop_reason is None:
+            raise TransientError("anthropic: stream ended before message_stop")
+        return _answer(message, time.monotonic() - started, first, request_id)
+
+    def _status_error(self, exc: anthropic.APIStatusError, model: str) -> Exception:
+        """Translate an HTTP error (or an error event inside a 200 stream)."""
+        status = exc.status_code
+        detail = _redact(f"{status} {exc.type or 'error'}: {exc.api_message or ''}", self._key)
+        if status == 404:
+            return ProviderError(f"anthropic: model {model!r} not found ({detail}); check --model")
+        if status in _FATAL_STATUSES:
+            return ProviderError(f"anthropic: {_FATAL_STATUSES[status]} ({detail})")
+        if status < 400:  # an error event inside a 200 stream (e.g. overloaded_error)
+            return TransientError(f"anthropic: stream failed ({detail})")
+        if status in (408, 409, 429) or status >= 500:
+            retry_after = parse_retry_after(exc.response.headers)
+            return TransientError(f"anthropic: {detail}", retry_after=retry_after, status=status)
+        return ProviderError(f"anthropic: request refused ({detail})")
+
+
+def _params(request: Request) -> dict[str, Any]:
+    """The request body as SDK keyword arguments (no empty system list)."""
+    params = request.to_dict()
+    if not params["system"]:
+        del params["system"]
+    return params
+
+
+def _answer(
+    message: Message, seconds: float, first: float | None, request_id: str | None
+) -> Answer:
+    """Turn an SDK Message into an Answer."""
+    text = "".join(block.text for block in message.content if block.type == "text")
+    usage = message.usage
+    return Answer(
+        text=text,
+        stop_reason=message.stop_reason or "end_turn",
+        model=message.model,
+        usage=Usage(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
+            cache_read_input_tokens=usage.cache_read_input_tokens or 0,
+        ),
+        seconds=seconds,
+        first_token_seconds=first,
+        request_id=request_id,
+    )
+
+
+def parse_retry_after(headers: httpx2.Headers) -> float | None:
+    """Seconds to wait from `retry-after-ms`, else `retry-after` (seconds or an HTTP date)."""
+    milliseconds = _float(headers.get("retry-after-ms"))
+    if milliseconds is not None:
+        return max(milliseconds / 1000, 0.0)
+    value = headers.get("retry-after")
+    seconds = _float(value)
+    if seconds is not None:
+        return max(seconds, 0.0)
+    parsed = email.utils.parsedate_tz(value) if value else None
+    if parsed is None:
+        return None
+    return max(email.utils.mktime_tz(parsed) - time.time(), 0.0)
+
+
+def _float(value: str | None) -> float | None:
+    """Parse a header value as a float, or None."""
+    try:
+        number = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return number if number is not None and math.isfinite(number) else None
+
+
+def _redact(text: str, key: str) -> str:
+    """One line, at most 300 characters, with the API key (if any) blanked out."""
+    if key:
+        text = text.replace(key, "[redacted]")
+    line = " ".join(text.split())
+    return line if len(line) <= 300 else line[:297] + "..."

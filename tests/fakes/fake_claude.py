@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""A fake `claude` for tests: records each call, answers like `claude -p --output-format json`.
+
+Environment:
+  FAKE_CLAUDE_LOG   file to append one JSON line per call: {"argv": [...], "stdin": "...", ...}
+  FAKE_CLAUDE_MODE  ok (default) | error | ratelimit | auth | garbage | sleep | exit1_ok | old
+  FAKE_CLAUDE_TEXT  the answer text in ok mode (default: {"ok": true})
+
+In sleep mode the fake starts a grandchild sleeper that shares its stdout (its pid is logged as
+"grandchild") and then sleeps, so only killing the whole process group ends the call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+DURING_EXECUTION = "error_during_execution"
+USAGE = {
+    "input_tokens": 12,
+    "output_tokens": 34,
+    "cache_creation_input_tokens": 56,
+    "cache_read_input_tokens": 78,
+    "service_tier": "standard",
+}
+
+
+def result(text: str, *, is_error: bool = False, subtype: str = "success") -> dict[str, Any]:
+    """A result object shaped like the real CLI's JSON output."""
+    return {
+        "type": "result",
+        "subtype": subtype,
+        "is_error": is_error,
+        "duration_ms": 5,
+        "duration_api_ms": 4,
+        "num_turns": 1,
+        "result": text,
+        "session_id": "fake-session-0001",
+        "total_cost_usd": 0.0,
+        "usage": USAGE,
+        "permission_denials": [],
+    }
+
+
+def log(entry: dict[str, Any]) -> None:
+    """Append one JSON line to $FAKE_CLAUDE_LOG, if set."""
+    path = os.environ.get("FAKE_CLAUDE_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+
+
+def sleep_forever(entry: dict[str, Any]) -> None:
+    """Start a grandchild sleeper holding our stdout, log its pid, then sleep."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    log({**entry, "grandchild": sleeper.pid})
+    time.sleep(120)
+
+
+def main() -> int:
+    """Read stdin, record the call, answer per FAKE_CLAUDE_MODE."""
+    entry = {"argv": sys.argv, "stdin": sys.stdin.read(), "pid": os.getpid()}
+    mode = os.environ.get("FAKE_CLAUDE_MODE", "ok")
+    if mode == "sleep":
+        sleep_forever(entry)
+        return 0
+    log(entry)
+    text = os.environ.get("FAKE_CLAUDE_TEXT", '{"ok": true}')
+    replies = {
+        "ok": (0, result(text)),
+        "exit1_ok": (1, result(text)),
+        "error": (0, result("Something odd happened", is_error=True, subtype=DURING_EXECUTION)),
+        "ratelimit": (1, result("Claude AI usage limit reached: rate limit", is_error=True)),
+        "auth": (1, result("Invalid API key · Please run /login", is_error=True)),
+    }
+    if mode == "garbage":
+        print("this is not json at all")
+        return 0
+    if mode == "old":
+        print("error: unknown option '--no-session-persistence'", file=sys.stderr)
+        return 1
+    code, reply = replies[mode]
+    print(json.dumps(reply))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
