@@ -15,7 +15,17 @@ from freshbatch.validation import ValidationReport, validate_phase
 from freshbatch.workspace import Workspace, find_workspace
 
 __all__ = [
-    "FreshbatchError", "InputError", "ProviderError", "ValidationFailed", "RunOptions",
-    "RunResult", "prompt_request", "run", "course_status", "ValidationReport", "validate_phase",
-    "Workspace", "find_workspace",
-]  # fmt: skip
+    "FreshbatchError",
+    "InputError",
+    "ProviderError",
+    "ValidationFailed",
+    "RunOptions",
+    "RunResult",
+    "prompt_request",
+    "run",
+    "course_status",
+    "ValidationReport",
+    "validate_phase",
+    "Workspace",
+    "find_workspace",
+]

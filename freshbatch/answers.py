@@ -20,8 +20,10 @@ def parse_answer(text: str) -> dict[str, Any]:
         raise AnswerFormatError("the answer was empty; answer with one JSON object")
     fence = _FENCE.match(stripped)
     if stripped.startswith("```") and fence is None:
-        raise AnswerFormatError("the answer opens a ``` fence but is not exactly one fenced "
-                                "JSON block; give one ```json block and nothing else")  # fmt: skip
+        raise AnswerFormatError(
+            "the answer opens a ``` fence but is not exactly one fenced "
+            "JSON block; give one ```json block and nothing else"
+        )
     body = fence.group("body") if fence else stripped
     if "```" in body:
         raise AnswerFormatError("the answer holds more than one fenced block; give one JSON object")
@@ -29,8 +31,10 @@ def parse_answer(text: str) -> dict[str, Any]:
         value = json.loads(body)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}"
-        raise AnswerFormatError(f"the answer is not valid JSON ({exc.msg} at {where}); "
-                                "answer with one JSON object and nothing else") from exc  # fmt: skip
+        raise AnswerFormatError(
+            f"the answer is not valid JSON ({exc.msg} at {where}); "
+            "answer with one JSON object and nothing else"
+        ) from exc
     if not isinstance(value, dict):
         raise AnswerFormatError(f"the answer is a JSON {type(value).__name__}, not one object")
     return value

@@ -19,8 +19,8 @@ from freshbatch.answers import AnswerFormatError, parse_answer
 from freshbatch.clock import now_iso
 from freshbatch.errors import ProviderError, TransientError
 from freshbatch.issues import ERROR, Issue
-from freshbatch.providers import Answer, Provider, Request, Usage
 from freshbatch.prompts import Retry
+from freshbatch.providers import Answer, Provider, Request, Usage
 
 Judge = Callable[[dict[str, Any]], tuple[dict[str, Any], list[Issue]]]
 BuildRequest = Callable[[int, Retry | None], Request]
@@ -63,12 +63,21 @@ class BatchOutcome:
         return self.attempts[-1].issues if self.attempts else ()
 
 
-def judge_answer(answer: Answer, batch: int, judge: Judge) -> tuple[dict[str, Any] | None, list[Issue]]:
+def judge_answer(
+    answer: Answer, batch: int, judge: Judge
+) -> tuple[dict[str, Any] | None, list[Issue]]:
     """Strict parse, then the phase's schema and rules; returns the parsed answer and issues."""
     if answer.is_truncated:
-        return None, [Issue(ERROR, "answer-truncated", "the answer was cut off at the output "
-                            "token limit (stop_reason max_tokens); give the complete batch, "
-                            "more compactly: no commentary, no extra fields", batch)]  # fmt: skip
+        return None, [
+            Issue(
+                ERROR,
+                "answer-truncated",
+                "the answer was cut off at the output "
+                "token limit (stop_reason max_tokens); give the complete batch, "
+                "more compactly: no commentary, no extra fields",
+                batch,
+            )
+        ]
     try:
         doc = parse_answer(answer.text)
     except AnswerFormatError as exc:
@@ -82,13 +91,17 @@ def wait_seconds(policy: RetryPolicy, state: RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome else None
     if isinstance(exc, TransientError) and exc.retry_after is not None:
         return min(max(exc.retry_after, 0.0), policy.max_seconds)
-    backoff = policy.base_seconds * 2 ** (state.attempt_number - 1)
+    backoff: float = policy.base_seconds * 2.0 ** (state.attempt_number - 1)
     return min(backoff, policy.max_seconds) * random.uniform(0.5, 1.0)
 
 
-def call_provider(provider: Provider, request: Request, policy: RetryPolicy,
-                  on_transient: Callable[[TransientError, float], None],
-                  on_resume: Callable[[], None] = lambda: None) -> tuple[Answer, int]:  # fmt: skip
+def call_provider(
+    provider: Provider,
+    request: Request,
+    policy: RetryPolicy,
+    on_transient: Callable[[TransientError, float], None],
+    on_resume: Callable[[], None] = lambda: None,
+) -> tuple[Answer, int]:
     """provider.complete with transport retries; returns the answer and how many retries."""
     retries = 0
 
@@ -114,16 +127,24 @@ def call_provider(provider: Provider, request: Request, policy: RetryPolicy,
     try:
         answer = retrying(provider.complete, request)
     except TransientError as exc:
-        raise ProviderError(f"{provider.name}: gave up after {retries} transport retries: {exc}; "
-                            "the run can be resumed later") from exc  # fmt: skip
+        raise ProviderError(
+            f"{provider.name}: gave up after {retries} transport retries: {exc}; "
+            "the run can be resumed later"
+        ) from exc
     return answer, retries
 
 
-def run_attempts(provider: Provider, build: BuildRequest, judge: Judge, batch: int,
-                 max_attempts: int, policy: RetryPolicy,
-                 record: Callable[[Request, AttemptRecord, dict[str, Any]], None],
-                 on_transient: Callable[[TransientError, float], None],
-                 on_resume: Callable[[], None] = lambda: None) -> BatchOutcome:  # fmt: skip
+def run_attempts(
+    provider: Provider,
+    build: BuildRequest,
+    judge: Judge,
+    batch: int,
+    max_attempts: int,
+    policy: RetryPolicy,
+    record: Callable[[Request, AttemptRecord, dict[str, Any]], None],
+    on_transient: Callable[[TransientError, float], None],
+    on_resume: Callable[[], None] = lambda: None,
+) -> BatchOutcome:
     """Attempts 1..max_attempts, each a fresh request; stops at the first valid answer."""
     records: list[AttemptRecord] = []
     retry: Retry | None = None
@@ -134,8 +155,15 @@ def run_attempts(provider: Provider, build: BuildRequest, judge: Judge, batch: i
         body, issues = judge_answer(answer, batch, judge)
         result = AttemptRecord(attempt, answer, tuple(issues), retries)
         records.append(result)
-        record(request, result, {"started_at": started, "finished_at": now_iso(),
-                                 "seconds": round(time.monotonic() - clock, 3)})  # fmt: skip
+        record(
+            request,
+            result,
+            {
+                "started_at": started,
+                "finished_at": now_iso(),
+                "seconds": round(time.monotonic() - clock, 3),
+            },
+        )
         if result.is_valid and body is not None:
             return BatchOutcome(body, tuple(records))
         retry = Retry(answer.text, tuple(issues))

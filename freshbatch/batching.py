@@ -37,7 +37,9 @@ class BatchPlan:
 
     def __post_init__(self) -> None:
         seeds = [s for b in self.batches for s in b.seed_ids]
-        object.__setattr__(self, "_batch_of", {s: b.number for b in self.batches for s in b.seed_ids})
+        object.__setattr__(
+            self, "_batch_of", {s: b.number for b in self.batches for s in b.seed_ids}
+        )
         object.__setattr__(self, "_position", {s: i for i, s in enumerate(seeds)})
 
     def __len__(self) -> int:

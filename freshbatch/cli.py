@@ -30,34 +30,49 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="freshbatch", description="Run LLM course generation in fresh, validated batches."
     )
-    parser.add_argument("--root", help="workspace folder (default: $FRESHBATCH_ROOT or the "
-                        "nearest folder above holding intelligence/ and courses/)")  # fmt: skip
+    parser.add_argument(
+        "--root",
+        help="workspace folder (default: $FRESHBATCH_ROOT or the "
+        "nearest folder above holding intelligence/ and courses/)",
+    )
     commands = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
-    validate = commands.add_parser("validate", help="check existing outputs against a phase's rules")
+    validate = commands.add_parser(
+        "validate", help="check existing outputs against a phase's rules"
+    )
     validate.add_argument("phase", help="phase1, phase3, phase5 (or 1, 3, 5), or all")
     validate.add_argument("course", help="course code: a folder under courses/")
     validate.add_argument("--file", type=Path, help="validate this file instead of the merged one")
     validate.add_argument("--batch", type=int, help="check only batch K (earlier ones set context)")
     validate.add_argument("--json", action="store_true", help="print one JSON report")
-    validate.add_argument("--limit", type=int, default=10,
-                          help="issues shown per batch (0: all; default 10)")  # fmt: skip
+    validate.add_argument(
+        "--limit", type=int, default=10, help="issues shown per batch (0: all; default 10)"
+    )
 
     run = commands.add_parser("run", help="run or resume a phase (or all) of a course")
     run.add_argument("phase", help="phase1, phase3, phase5 (or 1, 3, 5), or all")
     run.add_argument("course", help="course code: a folder under courses/")
-    run.add_argument("--provider", help="anthropic (default with ANTHROPIC_API_KEY), claude-cli, "
-                     "command or replay")  # fmt: skip
-    run.add_argument("--model", help="model name (default: course.yaml model, else "
-                     f"{DEFAULT_MODEL})")  # fmt: skip
+    run.add_argument(
+        "--provider",
+        help="anthropic (default with ANTHROPIC_API_KEY), claude-cli, command or replay",
+    )
+    run.add_argument(
+        "--model", help=f"model name (default: course.yaml model, else {DEFAULT_MODEL})"
+    )
     run.add_argument("--batches", help="only these batches, e.g. 3,7-9")
     run.add_argument("--max-attempts", type=int, default=3, help="attempts per batch (default 3)")
     run.add_argument("--dry-run", action="store_true", help="show what would run; call nothing")
-    run.add_argument("--command", help="command provider: the program and its arguments "
-                     "(split like a shell would, but run without one)")  # fmt: skip
+    run.add_argument(
+        "--command",
+        help="command provider: the program and its arguments "
+        "(split like a shell would, but run without one)",
+    )
     run.add_argument("--claude-binary", default="claude", help="claude-cli provider: the binary")
-    run.add_argument("--replay-dir", type=Path, help="replay provider: recordings folder "
-                     "(default: the course's recordings/)")  # fmt: skip
+    run.add_argument(
+        "--replay-dir",
+        type=Path,
+        help="replay provider: recordings folder (default: the course's recordings/)",
+    )
     run.add_argument("--timeout", type=float, default=600.0, help="seconds per request (600)")
 
     status = commands.add_parser("status", help="show a course's progress")
@@ -82,11 +97,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if args.file is not None:
             raise InputError("--file needs one phase, not 'all'")
         course = workspace.load_course(args.course)
-        names = [f"phase{n}" for n, p in sorted(load_phases(workspace).items())
-                 if course.output_path(p.output_file).is_file()]  # fmt: skip
+        names = [
+            f"phase{n}"
+            for n, p in sorted(load_phases(workspace).items())
+            if course.output_path(p.output_file).is_file()
+        ]
     else:
         names = [args.phase]
-    reports = [validate_phase(workspace, name, args.course, args.file, args.batch) for name in names]
+    reports = [
+        validate_phase(workspace, name, args.course, args.file, args.batch) for name in names
+    ]
     if args.json:
         data = [r.to_dict() for r in reports]
         print(json.dumps(data[0] if args.phase != "all" else data, ensure_ascii=False, indent=2))
@@ -99,8 +119,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_rules(args: argparse.Namespace) -> int:
     phases = load_phases(find_workspace(args.root))
-    chosen = [(n, p.rules) for n, p in sorted(phases.items())
-              if args.phase is None or args.phase in (str(n), f"phase{n}")]  # fmt: skip
+    chosen = [
+        (n, p.rules)
+        for n, p in sorted(phases.items())
+        if args.phase is None or args.phase in (str(n), f"phase{n}")
+    ]
     print_rules(make_console(), chosen)
     return 0
 
@@ -118,10 +141,17 @@ def run_options(args: argparse.Namespace, batches: int | None) -> RunOptions:
         command = tuple(shlex.split(args.command)) if args.command else ()
     except ValueError as exc:
         raise InputError(f"--command: {exc}") from None
-    return RunOptions(provider=args.provider, model=args.model, batches=chosen,
-                      max_attempts=args.max_attempts, dry_run=args.dry_run, command=command,
-                      claude_binary=args.claude_binary, replay_dir=args.replay_dir,
-                      timeout=args.timeout)  # fmt: skip
+    return RunOptions(
+        provider=args.provider,
+        model=args.model,
+        batches=chosen,
+        max_attempts=args.max_attempts,
+        dry_run=args.dry_run,
+        command=command,
+        claude_binary=args.claude_binary,
+        replay_dir=args.replay_dir,
+        timeout=args.timeout,
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -156,8 +186,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_prompt(args: argparse.Namespace) -> int:
-    request = prompt_request(find_workspace(args.root), args.phase, args.course, args.batch,
-                             args.model)  # fmt: skip
+    request = prompt_request(
+        find_workspace(args.root), args.phase, args.course, args.batch, args.model
+    )
     if args.text:
         for index, block in enumerate(request.system):
             print(f"===== system block {index + 1} =====\n{block}")
@@ -165,13 +196,23 @@ def cmd_prompt(args: argparse.Namespace) -> int:
         for message in request.messages:
             print(f"===== {message.role} =====\n{message.text}")
     else:
-        print(json.dumps({"prefix_sha256": request.prefix_sha256, "request": request.to_dict()},
-                         ensure_ascii=False, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {"prefix_sha256": request.prefix_sha256, "request": request.to_dict()},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
     return 0
 
 
-COMMANDS = {"validate": cmd_validate, "run": cmd_run, "status": cmd_status,
-            "prompt": cmd_prompt, "rules": cmd_rules}  # fmt: skip
+COMMANDS = {
+    "validate": cmd_validate,
+    "run": cmd_run,
+    "status": cmd_status,
+    "prompt": cmd_prompt,
+    "rules": cmd_rules,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,13 +15,20 @@ from freshbatch.issues import ERROR, Issue, RuleInfo
 from freshbatch.validation import ValidationReport
 
 _STAT_LABELS = {
-    "seeds": "seeds", "legos": "LEGOs", "tiling_exact": "tile exactly (T1)",
-    "tiling_covered": "fully covered (T2)", "foreign_legos": "foreign LEGOs (T3)",
-    "new": "new LEGOs", "known_texts_with_two_targets": "known texts with 2+ targets",
-    "baskets": "baskets", "phrases": "phrases", "gate_phrases": "phrases failing the gate",
-    "gate_baskets": "baskets failing the gate", "phrases_without_lego": "phrases without their LEGO",
+    "seeds": "seeds",
+    "legos": "LEGOs",
+    "tiling_exact": "tile exactly (T1)",
+    "tiling_covered": "fully covered (T2)",
+    "foreign_legos": "foreign LEGOs (T3)",
+    "new": "new LEGOs",
+    "known_texts_with_two_targets": "known texts with 2+ targets",
+    "baskets": "baskets",
+    "phrases": "phrases",
+    "gate_phrases": "phrases failing the gate",
+    "gate_baskets": "baskets failing the gate",
+    "phrases_without_lego": "phrases without their LEGO",
     "lego_mismatch": "baskets with other LEGO text",
-}  # fmt: skip
+}
 
 
 def plural(count: int, word: str) -> str:
@@ -39,10 +46,15 @@ def print_report(console: Console, report: ValidationReport, limit: int) -> None
     """One summary line, key figures, then issues grouped by batch and seed, capped per batch."""
     errors, warnings = report.stats.get("errors", 0), report.stats.get("warnings", 0)
     verdict = "[green]valid[/]" if report.valid else "[red]INVALID[/]"
-    console.print(f"[bold]phase {report.phase}[/] {report.course}: {verdict} — "
-                  f"{plural(errors, 'error')}, {plural(warnings, 'warning')} in {report.stats.get('batches_checked', 0)} of "
-                  f"{report.stats.get('batches_planned', 0)} batches ({escape(report.file)})")  # fmt: skip
-    figures = [f"{report.stats[k]} {label}" for k, label in _STAT_LABELS.items() if k in report.stats]
+    console.print(
+        f"[bold]phase {report.phase}[/] {report.course}: {verdict} — "
+        f"{plural(errors, 'error')}, {plural(warnings, 'warning')} in "
+        f"{report.stats.get('batches_checked', 0)} of {report.stats.get('batches_planned', 0)} "
+        f"batches ({escape(report.file)})"
+    )
+    figures = [
+        f"{report.stats[k]} {label}" for k, label in _STAT_LABELS.items() if k in report.stats
+    ]
     if figures:
         console.print("  " + ", ".join(figures), style="dim")
     by_batch: dict[int | None, list[Issue]] = defaultdict(list)
@@ -55,16 +67,20 @@ def print_report(console: Console, report: ValidationReport, limit: int) -> None
 def _print_batch(console: Console, batch: int | None, issues: list[Issue], limit: int) -> None:
     errors = sum(1 for i in issues if i.severity == ERROR)
     title = "file" if batch is None else f"batch {batch}"
-    console.print(f"  [bold]{title}[/]: {plural(errors, 'error')}, "
-                  f"{plural(len(issues) - errors, 'warning')}")
+    console.print(
+        f"  [bold]{title}[/]: {plural(errors, 'error')}, {plural(len(issues) - errors, 'warning')}"
+    )
     ordered = sorted(issues, key=lambda i: (i.severity != ERROR, i.seed_id or "", i.lego_id or ""))
     shown = ordered if limit <= 0 else ordered[:limit]
     for issue in shown:
         mark = "[red]✗[/]" if issue.severity == ERROR else "[yellow]![/]"
         console.print(f"    {mark} [dim]{issue.rule}[/] {escape(issue.message)}")
     if len(ordered) > len(shown):
-        console.print(f"    … and {len(ordered) - len(shown)} more (--limit 0 shows all, "
-                      "--json gives every issue)", style="dim")  # fmt: skip
+        console.print(
+            f"    … and {len(ordered) - len(shown)} more (--limit 0 shows all, "
+            "--json gives every issue)",
+            style="dim",
+        )
 
 
 def print_rules(console: Console, phases: Sequence[tuple[int, dict[str, RuleInfo]]]) -> None:
@@ -92,20 +108,30 @@ class RunDisplay:
         phase, number = data["phase"], data.get("batch")
         entry = self.progress.batch(phase, number) if number else None
         total = self.progress.state["total_batches"]
-        where = (f"phase {phase} batch {number}/{total} {entry['first_seed']}–{entry['last_seed']}"
-                 if entry else f"phase {phase}")  # fmt: skip
+        where = (
+            f"phase {phase} batch {number}/{total} {entry['first_seed']}–{entry['last_seed']}"
+            if entry
+            else f"phase {phase}"
+        )
         line = self._line(name, data, entry)
         if line:
             self.console.print(f"[bold]{where}[/] {line}")
 
     def _line(self, name: str, data: dict[str, Any], entry: dict[str, Any] | None) -> str | None:
         if name == "batch:attempt" and entry is not None:
-            tokens = (f"{data['input'] + data['cache_read'] + data['cache_write']:,} in "
-                      f"({data['cache_read']:,} cached) / {data['output']:,} out")  # fmt: skip
-            verdict = ("[green]valid[/]" if not data["errors"]
-                       else f"[red]{plural(data['errors'], 'error')}[/]")  # fmt: skip
+            tokens = (
+                f"{data['input'] + data['cache_read'] + data['cache_write']:,} in "
+                f"({data['cache_read']:,} cached) / {data['output']:,} out"
+            )
+            verdict = (
+                "[green]valid[/]"
+                if not data["errors"]
+                else f"[red]{plural(data['errors'], 'error')}[/]"
+            )
             first = f" — {escape(entry['last_errors'][0]['message'])}" if data["errors"] else ""
-            return f"attempt {data['attempt']}: {verdict}, {tokens}, ${entry['cost_usd']:.4f}{first}"
+            return (
+                f"attempt {data['attempt']}: {verdict}, {tokens}, ${entry['cost_usd']:.4f}{first}"
+            )
         if name == "batch:merged":
             return f"[green]merged[/]: {data.get('produced', '')}"
         if name == "batch:failed":
@@ -123,16 +149,33 @@ def print_summary(console: Console, progress: dict[str, Any]) -> None:
     """The per-phase table of batches, attempts, tokens and cost."""
     total = progress["total_batches"]
     table = Table(title=f"{progress['course']}: {progress['status']}", box=box.SIMPLE_HEAD)
-    for header in ("phase", "merged", "staged", "failed", "todo", "tries", "in", "cached", "out",
-                   "cost"):  # fmt: skip
+    for header in (
+        "phase",
+        "merged",
+        "staged",
+        "failed",
+        "todo",
+        "tries",
+        "in",
+        "cached",
+        "out",
+        "cost",
+    ):
         table.add_column(header, no_wrap=True, min_width=len(header))
     for name, phase in sorted(progress.get("phases", {}).items()):
         tokens = phase["tokens"]
-        table.add_row(name.removeprefix("phase"), f"{phase['merged']}/{total}",
-                      str(phase["staged"]), str(phase["failed"]),
-                      str(phase["pending"] + phase["running"]), str(phase["attempts"]),
-                      _k(tokens["input"] + tokens["cache_write"]), _k(tokens["cache_read"]),
-                      _k(tokens["output"]), f"${phase['cost_usd']:.2f}")  # fmt: skip
+        table.add_row(
+            name.removeprefix("phase"),
+            f"{phase['merged']}/{total}",
+            str(phase["staged"]),
+            str(phase["failed"]),
+            str(phase["pending"] + phase["running"]),
+            str(phase["attempts"]),
+            _k(tokens["input"] + tokens["cache_write"]),
+            _k(tokens["cache_read"]),
+            _k(tokens["output"]),
+            f"${phase['cost_usd']:.2f}",
+        )
     console.print(table)
     totals = progress.get("totals") or {}
     eta = progress.get("eta")
@@ -147,8 +190,10 @@ def print_summary(console: Console, progress: dict[str, Any]) -> None:
 def print_failures(console: Console, progress: dict[str, Any]) -> None:
     for entry in progress.get("batches", []):
         if entry["status"] == "failed":
-            console.print(f"[red]phase {entry['phase']} batch {entry['batch']}[/] "
-                          f"({entry['first_seed']}–{entry['last_seed']}) failed after "
-                          f"{entry['attempts']} attempts:")  # fmt: skip
+            console.print(
+                f"[red]phase {entry['phase']} batch {entry['batch']}[/] "
+                f"({entry['first_seed']}–{entry['last_seed']}) failed after "
+                f"{entry['attempts']} attempts:"
+            )
             for issue in entry["last_errors"][:5]:
                 console.print(f"    ✗ [dim]{issue['rule']}[/] {escape(issue['message'])}")

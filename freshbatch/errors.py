@@ -34,7 +34,9 @@ class ProviderError(FreshbatchError):
 class TransientError(Exception):
     """A provider fault that a retry may fix (429, 529, 5xx, timeout, dropped connection)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None):
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, status: int | None = None
+    ):
         super().__init__(message)
         self.retry_after = retry_after
         self.status = status

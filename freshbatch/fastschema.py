@@ -100,8 +100,11 @@ class _Compiler:
             checks.append(self._string(node))
         if words & _ARRAY:
             checks.append(self._array(node))
-        checks.extend(self._value(name, node[name]) for name in sorted(words & _OTHER)
-                      if name not in ("$ref", "type"))  # fmt: skip
+        checks.extend(
+            self._value(name, node[name])
+            for name in sorted(words & _OTHER)
+            if name not in ("$ref", "type")
+        )
         return _all(checks)
 
     def _ref(self, ref: str) -> Check:

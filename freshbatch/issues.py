@@ -38,7 +38,9 @@ class RuleInfo:
 class Reporter:
     """Collects issues for one batch, applying the course's severity overrides."""
 
-    def __init__(self, rules: Mapping[str, RuleInfo], overrides: Mapping[str, str], batch: int | None):
+    def __init__(
+        self, rules: Mapping[str, RuleInfo], overrides: Mapping[str, str], batch: int | None
+    ):
         self._rules = rules
         self._overrides = overrides
         self.batch = batch
@@ -49,8 +51,9 @@ class Reporter:
             raise KeyError(f"rule '{rule}' is not declared by this phase")
         return self._overrides.get(rule, self._rules[rule].severity)
 
-    def add(self, rule: str, message: str, *, seed_id: str | None = None,
-            lego_id: str | None = None) -> None:  # fmt: skip
+    def add(
+        self, rule: str, message: str, *, seed_id: str | None = None, lego_id: str | None = None
+    ) -> None:
         severity = self.severity(rule)
         if severity == "off":
             return

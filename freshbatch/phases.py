@@ -25,9 +25,19 @@ from freshbatch.workspace import SEVERITIES, Course, Workspace
 
 _PHASE_ARG = re.compile(r"(?:phase)?(\d+)")
 _PHASE_KEYS = {
-    "phase", "name", "intelligence", "input", "output", "requires", "module", "batch_schema",
-    "merged_schema", "max_tokens", "rules", "data",
-}  # fmt: skip
+    "phase",
+    "name",
+    "intelligence",
+    "input",
+    "output",
+    "requires",
+    "module",
+    "batch_schema",
+    "merged_schema",
+    "max_tokens",
+    "rules",
+    "data",
+}
 
 
 @dataclass(frozen=True)
@@ -94,7 +104,9 @@ def _import_module(ref: str, folder: Path) -> ModuleType:
     try:
         return importlib.import_module(ref)
     except ImportError as exc:
-        raise InputError(f"{shown(folder / 'phase.yaml')}: cannot import module {ref}: {exc}") from exc
+        raise InputError(
+            f"{shown(folder / 'phase.yaml')}: cannot import module {ref}: {exc}"
+        ) from exc
 
 
 def load_phases(workspace: Workspace) -> dict[int, PhaseDef]:
@@ -115,7 +127,9 @@ def resolve_phase(phases: dict[int, PhaseDef], text: str, workspace: Workspace) 
     match = _PHASE_ARG.fullmatch(text.strip().lower())
     if match is None or int(match.group(1)) not in phases:
         names = ", ".join(f"phase{n}" for n in sorted(phases)) or "none"
-        raise InputError(f"unknown phase '{text}' (phases in {shown(workspace.validators_dir)}: {names})")
+        raise InputError(
+            f"unknown phase '{text}' (phases in {shown(workspace.validators_dir)}: {names})"
+        )
     return phases[int(match.group(1))]
 
 

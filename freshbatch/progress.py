@@ -26,9 +26,12 @@ Listener = Callable[[str, dict[str, Any]], None]
 
 
 def _tokens(usage: Usage) -> dict[str, int]:
-    return {"input": usage.input_tokens, "output": usage.output_tokens,
-            "cache_read": usage.cache_read_input_tokens,
-            "cache_write": usage.cache_creation_input_tokens}  # fmt: skip
+    return {
+        "input": usage.input_tokens,
+        "output": usage.output_tokens,
+        "cache_read": usage.cache_read_input_tokens,
+        "cache_write": usage.cache_creation_input_tokens,
+    }
 
 
 def _add_tokens(into: dict[str, int], usage: Usage) -> None:
@@ -49,25 +52,42 @@ class Progress:
         old = _read(self.path)
         old_batches = {(b["phase"], b["batch"]): b for b in old.get("batches", [])}
         self.state: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION, "course": course, "updated_at": now_iso(),
-            "status": "idle", "pid": None, "total_seeds": len(plan.seed_ids),
-            "total_batches": len(plan), "batch_size": plan.batch_size, "current": None,
-            "run": None, "phases": {}, "batches": [], "totals": {}, "eta": None,
-        }  # fmt: skip
+            "schema_version": SCHEMA_VERSION,
+            "course": course,
+            "updated_at": now_iso(),
+            "status": "idle",
+            "pid": None,
+            "total_seeds": len(plan.seed_ids),
+            "total_batches": len(plan),
+            "batch_size": plan.batch_size,
+            "current": None,
+            "run": None,
+            "phases": {},
+            "batches": [],
+            "totals": {},
+            "eta": None,
+        }
         for phase in sorted(set(phases) | {b["phase"] for b in old_batches.values()}):
             for batch in plan:
                 previous = old_batches.get((phase, batch.number), {})
-                self.state["batches"].append({
-                    "phase": phase, "batch": batch.number, "first_seed": batch.first_seed,
-                    "last_seed": batch.last_seed, "status": "pending",
-                    "attempts": previous.get("attempts", 0),
-                    "last_errors": previous.get("last_errors", []),
-                    "tokens": previous.get("tokens", _tokens(Usage())),
-                    "cost_usd": previous.get("cost_usd", 0.0),
-                    "started_at": previous.get("started_at"),
-                    "finished_at": previous.get("finished_at"),
-                })  # fmt: skip
-        self._index = {(b["phase"], b["batch"]): b for b in self.state["batches"]}
+                self.state["batches"].append(
+                    {
+                        "phase": phase,
+                        "batch": batch.number,
+                        "first_seed": batch.first_seed,
+                        "last_seed": batch.last_seed,
+                        "status": "pending",
+                        "attempts": previous.get("attempts", 0),
+                        "last_errors": previous.get("last_errors", []),
+                        "tokens": previous.get("tokens", _tokens(Usage())),
+                        "cost_usd": previous.get("cost_usd", 0.0),
+                        "started_at": previous.get("started_at"),
+                        "finished_at": previous.get("finished_at"),
+                    }
+                )
+        self._index: dict[tuple[int, int], dict[str, Any]] = {
+            (b["phase"], b["batch"]): b for b in self.state["batches"]
+        }
 
     def listen(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -82,7 +102,9 @@ class Progress:
 
     def start_run(self, info: dict[str, Any]) -> None:
         with self._lock:
-            self.state.update(status="running", pid=os.getpid(), run={**info, "started_at": now_iso()})
+            self.state.update(
+                status="running", pid=os.getpid(), run={**info, "started_at": now_iso()}
+            )
         self.event("run:start", info)
 
     def end_run(self, status: str, **info: Any) -> None:
@@ -101,19 +123,41 @@ class Progress:
             self.state["current"] = {"phase": phase, "batch": number}
         self.event("batch:start", {"phase": phase, "batch": number})
 
-    def attempt_done(self, phase: int, number: int, attempt: int, usage: Usage, cost: float,
-                     errors: list[dict[str, Any]]) -> None:  # fmt: skip
+    def attempt_done(
+        self,
+        phase: int,
+        number: int,
+        attempt: int,
+        usage: Usage,
+        cost: float,
+        errors: list[dict[str, Any]],
+    ) -> None:
         with self._lock:
             entry = self._index[(phase, number)]
             entry["attempts"] = attempt
             _add_tokens(entry["tokens"], usage)
             entry["cost_usd"] = round(entry["cost_usd"] + cost, 6)
             entry["last_errors"] = errors
-        self.event("batch:attempt", {"phase": phase, "batch": number, "attempt": attempt,
-                                     "errors": len(errors), **_tokens(usage)})  # fmt: skip
+        self.event(
+            "batch:attempt",
+            {
+                "phase": phase,
+                "batch": number,
+                "attempt": attempt,
+                "errors": len(errors),
+                **_tokens(usage),
+            },
+        )
         if errors:
-            self.event("batch:invalid", {"phase": phase, "batch": number, "attempt": attempt,
-                                         "first_error": errors[0]["message"]})  # fmt: skip
+            self.event(
+                "batch:invalid",
+                {
+                    "phase": phase,
+                    "batch": number,
+                    "attempt": attempt,
+                    "first_error": errors[0]["message"],
+                },
+            )
 
     def batch_finished(self, phase: int, number: int, status: str, **info: Any) -> None:
         """status: staged, merged or failed."""
@@ -129,8 +173,9 @@ class Progress:
         with self._lock:
             self.refresh()
             write_json_atomic(self.path, self.state)
-            line = json.dumps({"time": self.state["updated_at"], "event": name, **data},
-                              ensure_ascii=False)  # fmt: skip
+            line = json.dumps(
+                {"time": self.state["updated_at"], "event": name, **data}, ensure_ascii=False
+            )
             self.events_path.parent.mkdir(parents=True, exist_ok=True)
             with self.events_path.open("a", encoding="utf-8") as handle:
                 handle.write(line + "\n")
@@ -140,11 +185,17 @@ class Progress:
     def refresh(self) -> None:
         self.state["updated_at"] = now_iso()
         phases: dict[str, Any] = {}
-        totals = {"tokens": _tokens(Usage()), "cost_usd": 0.0}
+        totals: dict[str, Any] = {"tokens": _tokens(Usage()), "cost_usd": 0.0}
         for entry in self.state["batches"]:
-            summary = phases.setdefault(f"phase{entry['phase']}", {
-                **{s: 0 for s in BATCH_STATES}, "attempts": 0, "tokens": _tokens(Usage()),
-                "cost_usd": 0.0})  # fmt: skip
+            summary = phases.setdefault(
+                f"phase{entry['phase']}",
+                {
+                    **{s: 0 for s in BATCH_STATES},
+                    "attempts": 0,
+                    "tokens": _tokens(Usage()),
+                    "cost_usd": 0.0,
+                },
+            )
             summary[entry["status"]] += 1
             summary["attempts"] += entry["attempts"]
             for name, value in entry["tokens"].items():

@@ -50,8 +50,9 @@ def system_blocks(phase: PhaseDef, course: Course) -> tuple[str, str]:
     return framing, phase.intelligence()
 
 
-def first_user_message(phase: PhaseDef, course: Course, batch: Batch, total: int,
-                       batch_input: dict[str, Any]) -> str:  # fmt: skip
+def first_user_message(
+    phase: PhaseDef, course: Course, batch: Batch, total: int, batch_input: dict[str, Any]
+) -> str:
     """The batch header, the batch's input as JSON and the output contract."""
     header = (
         f"Phase {phase.number} ({phase.name}) — batch {batch.number} of {total} — seeds "
@@ -93,9 +94,18 @@ def _line(issue: Issue) -> str:
     return f"- [{issue.rule}] {issue.message}"
 
 
-def build_request(phase: PhaseDef, course: Course, model: str, batch: Batch, total: int,
-                  batch_input: dict[str, Any], attempt: int, max_attempts: int,
-                  retry: Retry | None = None, cache_ttl: str | None = None) -> Request:  # fmt: skip
+def build_request(
+    phase: PhaseDef,
+    course: Course,
+    model: str,
+    batch: Batch,
+    total: int,
+    batch_input: dict[str, Any],
+    attempt: int,
+    max_attempts: int,
+    retry: Retry | None = None,
+    cache_ttl: str | None = None,
+) -> Request:
     """The request for one attempt: a fresh session, with the previous answer on retries."""
     messages = [Message("user", first_user_message(phase, course, batch, total, batch_input))]
     if retry is not None:

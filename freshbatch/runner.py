@@ -17,7 +17,14 @@ from freshbatch.phases import PhaseDef, load_phases, resolve_phase
 from freshbatch.pricing import cost_usd
 from freshbatch.progress import Progress, ReadOnlyProgress
 from freshbatch.prompts import Retry, build_request
-from freshbatch.providers import PROVIDER_NAMES, Provider, ProviderConfig, Request, Usage, make_provider
+from freshbatch.providers import (
+    PROVIDER_NAMES,
+    Provider,
+    ProviderConfig,
+    Request,
+    Usage,
+    make_provider,
+)
 from freshbatch.rules.base import Checker, PhaseContext
 from freshbatch.schema import check_schema
 from freshbatch.store import PhaseStore, check_plan_record, course_lock
@@ -72,12 +79,16 @@ def choose_provider(name: str | None) -> str:
     """--provider, else anthropic when ANTHROPIC_API_KEY is set."""
     if name is not None:
         if name not in PROVIDER_NAMES:
-            raise InputError(f"--provider {name}: unknown (choose from {', '.join(PROVIDER_NAMES)})")
+            raise InputError(
+                f"--provider {name}: unknown (choose from {', '.join(PROVIDER_NAMES)})"
+            )
         return name
     if os.environ.get("ANTHROPIC_API_KEY"):
         return "anthropic"
-    raise InputError("no provider: set ANTHROPIC_API_KEY for the Anthropic API, or pass "
-                     "--provider (claude-cli, command, replay)")  # fmt: skip
+    raise InputError(
+        "no provider: set ANTHROPIC_API_KEY for the Anthropic API, or pass "
+        "--provider (claude-cli, command, replay)"
+    )
 
 
 def phase_numbers(phases: dict[int, PhaseDef], name: str, workspace: Workspace) -> list[int]:
@@ -86,8 +97,13 @@ def phase_numbers(phases: dict[int, PhaseDef], name: str, workspace: Workspace) 
     return [resolve_phase(phases, name, workspace).number]
 
 
-def run(workspace: Workspace, phase_name: str, course_code: str, options: RunOptions,
-        listen: Callable[[Progress], None] | None = None) -> RunResult:  # fmt: skip
+def run(
+    workspace: Workspace,
+    phase_name: str,
+    course_code: str,
+    options: RunOptions,
+    listen: Callable[[Progress], None] | None = None,
+) -> RunResult:
     """Run or resume one phase, or `all` phases one after another, under the course lock."""
     phases = load_phases(workspace)
     numbers = phase_numbers(phases, phase_name, workspace)
@@ -102,9 +118,16 @@ def run(workspace: Workspace, phase_name: str, course_code: str, options: RunOpt
     with course_lock(course):
         has_merged = any(course.output_path(phases[n].output_file).is_file() for n in phases)
         check_plan_record(course, plan, has_merged)
-        provider = make_provider(provider_name, ProviderConfig(
-            course_dir=course.folder, timeout=options.timeout, command=options.command,
-            claude_binary=options.claude_binary, replay_dir=options.replay_dir))  # fmt: skip
+        provider = make_provider(
+            provider_name,
+            ProviderConfig(
+                course_dir=course.folder,
+                timeout=options.timeout,
+                command=options.command,
+                claude_binary=options.claude_binary,
+                replay_dir=options.replay_dir,
+            ),
+        )
         progress = Progress(course.state_dir, course.code, plan, numbers)
         if listen is not None:
             listen(progress)
@@ -117,8 +140,11 @@ def run(workspace: Workspace, phase_name: str, course_code: str, options: RunOpt
                 result.phases.append(outcome)
                 if outcome.failed:
                     break
-            status = "completed" if result.ok and _all_merged(result) else (
-                "failed" if not result.ok else "idle")
+            status = (
+                "completed"
+                if result.ok and _all_merged(result)
+                else ("failed" if not result.ok else "idle")
+            )
         finally:
             progress.end_run(status)
             close = getattr(provider, "close", None)
@@ -134,8 +160,14 @@ def _all_merged(result: RunResult) -> bool:
 class PhaseRun:
     """One phase of one course: the merged batches so far, staging, and the batch loop."""
 
-    def __init__(self, workspace: Workspace, phases: dict[int, PhaseDef], phase: PhaseDef,
-                 course: Course, progress: Progress) -> None:  # fmt: skip
+    def __init__(
+        self,
+        workspace: Workspace,
+        phases: dict[int, PhaseDef],
+        phase: PhaseDef,
+        course: Course,
+        progress: Progress,
+    ) -> None:
         self.phase = phase
         self.phases = phases
         self.course = course
@@ -158,7 +190,9 @@ class PhaseRun:
         where = shown(self.store.merged_path)
         report = Reporter(self.phase.rules, {}, None)
         if check_schema(self.phase.merged_schema, doc, report, limit=1):
-            raise InputError(f"{where}: not a valid {self.phase.key} file: {report.issues[0].message}")
+            raise InputError(
+                f"{where}: not a valid {self.phase.key} file: {report.issues[0].message}"
+            )
         covered = self.module.merged_seed_ids(doc)
         merged = self._count_complete(covered, where)
         checker = make_checker(self.context)
@@ -173,11 +207,13 @@ class PhaseRun:
             if not set(batch.seed_ids) <= covered_set:
                 break
             merged += 1
-        expected = set(self.plan.seed_ids[: sum(len(b.seed_ids) for b in self.plan.batches[:merged])])
+        expected = set(
+            self.plan.seed_ids[: sum(len(b.seed_ids) for b in self.plan.batches[:merged])]
+        )
         extra = sorted(covered_set - expected)
         if extra:
-            batch = self.plan.batch_of(extra[0])
-            what = f"batch {batch}" if batch else "no batch of this course"
+            number = self.plan.batch_of(extra[0])
+            what = f"batch {number}" if number else "no batch of this course"
             raise InputError(
                 f"{where}: holds {extra[0]} ({what}) but not all of the batches before it and "
                 f"that batch; merged files must hold whole batches 1..m (batch size "
@@ -188,8 +224,13 @@ class PhaseRun:
     def _sync_progress(self) -> None:
         staged = set(self.store.staged_batches())
         for batch in self.plan:
-            status = ("merged" if batch.number <= len(self.bodies)
-                      else "staged" if batch.number in staged else None)  # fmt: skip
+            status = (
+                "merged"
+                if batch.number <= len(self.bodies)
+                else "staged"
+                if batch.number in staged
+                else None
+            )
             entry = self.progress.batch(self.phase.number, batch.number)
             if status is not None:
                 self.progress.set_batch_status(self.phase.number, batch.number, status)
@@ -226,8 +267,10 @@ class PhaseRun:
         covered = set(producer.module.merged_seed_ids(doc)) if producer and doc else set()
         if doc is None or not set(need) <= covered:
             step = f"run phase{producer.number} first" if producer else "add it first"
-            return (f"{self.phase.key} batch {batch.number} needs {self.phase.input_file} through "
-                    f"{batch.last_seed}; {step}")  # fmt: skip
+            return (
+                f"{self.phase.key} batch {batch.number} needs {self.phase.input_file} through "
+                f"{batch.last_seed}; {step}"
+            )
         return None
 
     def merge_ready(self) -> None:
@@ -242,8 +285,14 @@ class PhaseRun:
             if staged is None or any(i.severity == ERROR for i in issues):
                 self.store.drop_staged(number)
                 self.progress.set_batch_status(self.phase.number, number, "pending")
-                self.progress.event("batch:invalid", {"phase": self.phase.number, "batch": number,
-                                                      "reason": "staged batch no longer valid"})  # fmt: skip
+                self.progress.event(
+                    "batch:invalid",
+                    {
+                        "phase": self.phase.number,
+                        "batch": number,
+                        "reason": "staged batch no longer valid",
+                    },
+                )
                 return
             seeds = self.plan.seed_ids[: self.plan.seed_ids.index(batch.last_seed) + 1]
             doc = self.module.merge(self.context, self.header, [*self.bodies, body], seeds)
@@ -251,8 +300,9 @@ class PhaseRun:
             self.bodies.append(body)
             self.header = {k: v for k, v in doc.items() if k != self.module.BODY_KEY}
             self.store.drop_staged(number)
-            self.progress.batch_finished(self.phase.number, number, "merged",
-                                         produced=self.module.describe(body))  # fmt: skip
+            self.progress.batch_finished(
+                self.phase.number, number, "merged", produced=self.module.describe(body)
+            )
 
     # --- the batch loop -------------------------------------------------------------------
 
@@ -263,7 +313,9 @@ class PhaseRun:
         wanted = options.batches or tuple(b.number for b in self.plan)
         runs: dict[int, int] = {}
         while True:
-            todo = [n for n in wanted if n > len(self.bodies) and n not in self.store.staged_batches()]
+            todo = [
+                n for n in wanted if n > len(self.bodies) and n not in self.store.staged_batches()
+            ]
             if not todo:
                 break
             batch = self.plan.batch(todo[0])
@@ -291,55 +343,95 @@ class PhaseRun:
             if number <= len(self.bodies):  # merged before a crash removed the staged copy
                 self.store.drop_staged(number)
 
-    def run_batch(self, provider: Provider, model: str, batch: Batch,
-                  options: RunOptions) -> BatchOutcome:  # fmt: skip
+    def run_batch(
+        self, provider: Provider, model: str, batch: Batch, options: RunOptions
+    ) -> BatchOutcome:
         number = self.phase.number
         earlier = self.bodies[: batch.number - 1]
         batch_input = self.module.batch_input(self.context, batch, earlier)
 
         def build(attempt: int, retry: Retry | None) -> Request:
-            return build_request(self.phase, self.course, model, batch, len(self.plan),
-                                 batch_input, attempt, options.max_attempts, retry)  # fmt: skip
+            return build_request(
+                self.phase,
+                self.course,
+                model,
+                batch,
+                len(self.plan),
+                batch_input,
+                attempt,
+                options.max_attempts,
+                retry,
+            )
 
         def record(request: Request, attempt: AttemptRecord, timings: dict[str, Any]) -> None:
             self._record(provider, request, attempt, timings, model)
 
         self.progress.batch_started(number, batch.number)
-        outcome = run_attempts(provider, build, lambda answer: self.judge(batch, answer),
-                               batch.number, options.max_attempts, options.retry, record,
-                               self._on_transient, self._on_resume)  # fmt: skip
+        outcome = run_attempts(
+            provider,
+            build,
+            lambda answer: self.judge(batch, answer),
+            batch.number,
+            options.max_attempts,
+            options.retry,
+            record,
+            self._on_transient,
+            self._on_resume,
+        )
         if outcome.body is None:
-            self.progress.batch_finished(number, batch.number, "failed",
-                                         errors=len(outcome.last_issues))  # fmt: skip
+            self.progress.batch_finished(
+                number, batch.number, "failed", errors=len(outcome.last_issues)
+            )
             return outcome
         self.store.stage(batch.number, batch.seed_ids, outcome.body)
         self.progress.batch_finished(number, batch.number, "staged")
         return outcome
 
-    def _record(self, provider: Provider, request: Request, attempt: AttemptRecord,
-                timings: dict[str, Any], model: str) -> None:  # fmt: skip
+    def _record(
+        self,
+        provider: Provider,
+        request: Request,
+        attempt: AttemptRecord,
+        timings: dict[str, Any],
+        model: str,
+    ) -> None:
         """Write the attempt's transcript and update progress (tokens, cost, errors)."""
         answer = attempt.answer
         usage = answer.usage if answer is not None else Usage()
         cost = cost_usd(usage, model)
         issues = [i.to_dict() for i in attempt.issues]
-        self.store.write_transcript(request.meta.batch, attempt.attempt, {
-            "schema_version": TRANSCRIPT_VERSION, "course": self.course.code,
-            "phase": self.phase.number, "batch": request.meta.batch, "attempt": attempt.attempt,
-            "provider": provider.name, "model": model, "prefix_sha256": request.prefix_sha256,
-            "request": request.to_dict(), "answer": answer.to_dict() if answer else None,
-            "transport_retries": attempt.transport_retries, "cost_usd": cost, **timings,
-            "validation": {"valid": attempt.is_valid, "issues": issues},
-        })  # fmt: skip
+        self.store.write_transcript(
+            request.meta.batch,
+            attempt.attempt,
+            {
+                "schema_version": TRANSCRIPT_VERSION,
+                "course": self.course.code,
+                "phase": self.phase.number,
+                "batch": request.meta.batch,
+                "attempt": attempt.attempt,
+                "provider": provider.name,
+                "model": model,
+                "prefix_sha256": request.prefix_sha256,
+                "request": request.to_dict(),
+                "answer": answer.to_dict() if answer else None,
+                "transport_retries": attempt.transport_retries,
+                "cost_usd": cost,
+                **timings,
+                "validation": {"valid": attempt.is_valid, "issues": issues},
+            },
+        )
         errors = sorted(issues, key=lambda i: i["severity"] != ERROR)[:MAX_PROGRESS_ERRORS]
         blocking = [i for i in errors if i["severity"] == ERROR]
-        self.progress.attempt_done(self.phase.number, request.meta.batch, attempt.attempt,
-                                   usage, cost, blocking)  # fmt: skip
+        self.progress.attempt_done(
+            self.phase.number, request.meta.batch, attempt.attempt, usage, cost, blocking
+        )
 
     def _on_transient(self, exc: TransientError, sleep: float) -> None:
         if exc.status in (429, 529):
-            self.progress.event("ratelimit:pause", {"phase": self.phase.number,
-                                                    "status": exc.status, "seconds": sleep})  # fmt: skip
+            self.progress.event(
+                "ratelimit:pause",
+                {"phase": self.phase.number, "status": exc.status, "seconds": sleep},
+            )
             self._paused = True
 
     def _on_resume(self) -> None:
@@ -352,8 +444,10 @@ def failed_message(result: RunResult) -> str:
     failed = next(p for p in result.phases if p.failed)
     first = next((i for i in failed.last_issues if i.severity == ERROR), None)
     detail = f": {first.message}" if first else ""
-    return (f"{result.course}: phase {failed.phase} batch {failed.failed[0]} failed after its "
-            f"attempts{detail} (transcripts in .freshbatch/transcripts/; run again to retry)")
+    return (
+        f"{result.course}: phase {failed.phase} batch {failed.failed[0]} failed after its "
+        f"attempts{detail} (transcripts in .freshbatch/transcripts/; run again to retry)"
+    )
 
 
 def raise_if_failed(result: RunResult) -> None:
@@ -361,8 +455,14 @@ def raise_if_failed(result: RunResult) -> None:
         raise ValidationFailed(failed_message(result))
 
 
-def prompt_request(workspace: Workspace, phase_name: str, course_code: str, batch_number: int,
-                   model: str | None = None, attempt: int = 1) -> Request:  # fmt: skip
+def prompt_request(
+    workspace: Workspace,
+    phase_name: str,
+    course_code: str,
+    batch_number: int,
+    model: str | None = None,
+    attempt: int = 1,
+) -> Request:
     """The exact first-attempt request batch K would send now (reads files, writes nothing)."""
     phases = load_phases(workspace)
     phase = resolve_phase(phases, phase_name, workspace)
@@ -376,14 +476,24 @@ def prompt_request(workspace: Workspace, phase_name: str, course_code: str, batc
     reason = phase_run.is_ready(batch)
     if reason is not None:
         raise InputError(reason)
-    batch_input = phase.module.batch_input(phase_run.context, batch, phase_run.bodies[: batch_number - 1])
-    return build_request(phase, course, model or course.model or DEFAULT_MODEL, batch, len(plan),
-                         batch_input, attempt, RunOptions().max_attempts)  # fmt: skip
+    batch_input = phase.module.batch_input(
+        phase_run.context, batch, phase_run.bodies[: batch_number - 1]
+    )
+    return build_request(
+        phase,
+        course,
+        model or course.model or DEFAULT_MODEL,
+        batch,
+        len(plan),
+        batch_input,
+        attempt,
+        RunOptions().max_attempts,
+    )
 
 
-
-def dry_run(workspace: Workspace, phase_name: str, course_code: str,
-            options: RunOptions) -> list[str]:  # fmt: skip
+def dry_run(
+    workspace: Workspace, phase_name: str, course_code: str, options: RunOptions
+) -> list[str]:
     """What `run` would do now, one line per batch; calls no provider and writes nothing."""
     phases = load_phases(workspace)
     course = workspace.load_course(course_code)
@@ -397,8 +507,15 @@ def dry_run(workspace: Workspace, phase_name: str, course_code: str,
         for batch in plan:
             if options.batches and batch.number not in options.batches:
                 continue
-            state = ("merged" if batch.number <= len(phase_run.bodies) else "staged"
-                     if batch.number in staged else phase_run.is_ready(batch) or "would run")  # fmt: skip
-            lines.append(f"{phase.key} batch {batch.number}/{len(plan)} "
-                         f"{batch.first_seed}-{batch.last_seed}: {state}")  # fmt: skip
+            state = (
+                "merged"
+                if batch.number <= len(phase_run.bodies)
+                else "staged"
+                if batch.number in staged
+                else phase_run.is_ready(batch) or "would run"
+            )
+            lines.append(
+                f"{phase.key} batch {batch.number}/{len(plan)} "
+                f"{batch.first_seed}-{batch.last_seed}: {state}"
+            )
     return lines

@@ -30,8 +30,10 @@ def check_schema(schema: dict[str, Any], doc: Any, report: Reporter, limit: int 
     validator, fast = _validators(schema)
     if fast is not None and fast(doc):
         return 0
-    errors = sorted((e for e in validator.iter_errors(doc) if not _is_redundant(e)),
-                    key=lambda e: list(map(str, e.path)))  # fmt: skip
+    errors = sorted(
+        (e for e in validator.iter_errors(doc) if not _is_redundant(e)),
+        key=lambda e: list(map(str, e.path)),
+    )
     for error in errors[:limit]:
         where, seed_id, lego_id = _locate(doc, list(error.path))
         report.add("schema", f"{where}: {_message(error)}", seed_id=seed_id, lego_id=lego_id)

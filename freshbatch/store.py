@@ -43,8 +43,12 @@ def course_lock(course: Course) -> Iterator[None]:
 def check_plan_record(course: Course, plan: BatchPlan, has_merged: bool) -> None:
     """Refuse a changed batch_size or seed_range once batches were merged; record the plan."""
     path = course.state_dir / "plan.json"
-    record = {"batch_size": plan.batch_size, "first_seed": plan.seed_ids[0],
-              "last_seed": plan.seed_ids[-1], "seeds": len(plan.seed_ids)}  # fmt: skip
+    record = {
+        "batch_size": plan.batch_size,
+        "first_seed": plan.seed_ids[0],
+        "last_seed": plan.seed_ids[-1],
+        "seeds": len(plan.seed_ids),
+    }
     if path.is_file() and has_merged:
         old = read_json(path)
         if old.get("batch_size") != record["batch_size"]:
@@ -52,7 +56,10 @@ def check_plan_record(course: Course, plan: BatchPlan, has_merged: bool) -> None
                 f"{shown(course.config_path)}: batch_size is {plan.batch_size} but batches were "
                 f"merged with {old.get('batch_size')}; set it back to {old.get('batch_size')}"
             )
-        if (old.get("first_seed"), old.get("last_seed")) != (record["first_seed"], record["last_seed"]):
+        if (old.get("first_seed"), old.get("last_seed")) != (
+            record["first_seed"],
+            record["last_seed"],
+        ):
             raise InputError(
                 f"{shown(course.config_path)}: the seeds are now {record['first_seed']}-"
                 f"{record['last_seed']} but batches were merged for {old.get('first_seed')}-"
@@ -100,8 +107,9 @@ class PhaseStore:
         write_json_atomic(self.merged_path, doc)
 
     def stage(self, batch: int, seed_ids: tuple[str, ...], body: dict[str, Any]) -> None:
-        write_json_atomic(self.staged_path(batch), {"batch": batch, "seed_ids": list(seed_ids),
-                                                    "body": body})  # fmt: skip
+        write_json_atomic(
+            self.staged_path(batch), {"batch": batch, "seed_ids": list(seed_ids), "body": body}
+        )
 
     def staged_batches(self) -> list[int]:
         if not self.staging_dir.is_dir():

@@ -43,8 +43,9 @@ class ValidationReport:
         }
 
 
-def load_context(workspace: Workspace, phase: PhaseDef, course: Course,
-                 phases: dict[int, PhaseDef] | None = None) -> PhaseContext:  # fmt: skip
+def load_context(
+    workspace: Workspace, phase: PhaseDef, course: Course, phases: dict[int, PhaseDef] | None = None
+) -> PhaseContext:
     """The course's seeds, plan and the phase's input file (checked against its own schema)."""
     phases = load_phases(workspace) if phases is None else phases
     check_course_rules(course, phases)
@@ -63,8 +64,9 @@ def _read_input(path: Path, phases: dict[int, PhaseDef]) -> Any:
         if producer.output_file == path.name:
             probe = Reporter({"schema": _SCHEMA_RULE}, {}, None)
             if check_schema(producer.merged_schema, doc, probe, limit=1):
-                raise InputError(f"{shown(path)}: not a valid {producer.key} file: "
-                                 f"{probe.issues[0].message}")  # fmt: skip
+                raise InputError(
+                    f"{shown(path)}: not a valid {producer.key} file: {probe.issues[0].message}"
+                )
     return doc
 
 
@@ -76,7 +78,9 @@ def make_checker(context: PhaseContext) -> Checker:
     return checker
 
 
-def validate_doc(context: PhaseContext, doc: Any, only_batch: int | None = None) -> tuple[list[Issue], dict[str, Any]]:
+def validate_doc(
+    context: PhaseContext, doc: Any, only_batch: int | None = None
+) -> tuple[list[Issue], dict[str, Any]]:
     """Check a merged document batch by batch; batches before `only_batch` are absorbed only."""
     phase, course = context.phase, context.course
     top = Reporter(phase.rules, course.rules, None)
@@ -94,13 +98,21 @@ def validate_doc(context: PhaseContext, doc: Any, only_batch: int | None = None)
         report = Reporter(phase.rules, course.rules, batch.number)
         checker.check(body, batch, report)
         issues.extend(report.issues)
-    stats = {"batches_checked": last if only_batch is None else 1,
-             "batches_planned": len(context.plan), **checker.stats()}  # fmt: skip
+    stats = {
+        "batches_checked": last if only_batch is None else 1,
+        "batches_planned": len(context.plan),
+        **checker.stats(),
+    }
     return issues, stats
 
 
-def validate_phase(workspace: Workspace, phase_name: str, course_code: str,
-                   file: Path | None = None, batch: int | None = None) -> ValidationReport:  # fmt: skip
+def validate_phase(
+    workspace: Workspace,
+    phase_name: str,
+    course_code: str,
+    file: Path | None = None,
+    batch: int | None = None,
+) -> ValidationReport:
     """Validate a phase's output for a course: the merged file, or `file` in its format."""
     phases = load_phases(workspace)
     phase = resolve_phase(phases, phase_name, workspace)
@@ -112,6 +124,10 @@ def validate_phase(workspace: Workspace, phase_name: str, course_code: str,
     doc = read_json(path)
     issues, stats = validate_doc(context, doc, batch)
     counts = Counter(f"{i.severity}s" for i in issues)
-    stats = {**stats, "errors": counts["errors"], "warnings": counts["warnings"],
-             "by_rule": dict(sorted(Counter(i.rule for i in issues).items()))}  # fmt: skip
+    stats = {
+        **stats,
+        "errors": counts["errors"],
+        "warnings": counts["warnings"],
+        "by_rule": dict(sorted(Counter(i.rule for i in issues).items())),
+    }
     return ValidationReport(phase.number, course.code, shown(path), issues, stats)

@@ -18,9 +18,17 @@ _CODE = re.compile(r"[a-z0-9_]+")
 _LANG = re.compile(r"[a-z]{3}")
 _SEED_ID = re.compile(r"S\d{4}")
 _COURSE_KEYS = {
-    "code", "target", "known", "target_name", "known_name", "seeds", "seed_range",
-    "batch_size", "model", "rules",
-}  # fmt: skip
+    "code",
+    "target",
+    "known",
+    "target_name",
+    "known_name",
+    "seeds",
+    "seed_range",
+    "batch_size",
+    "model",
+    "rules",
+}
 
 
 @dataclass(frozen=True)
@@ -117,12 +125,14 @@ def is_workspace(folder: Path) -> bool:
 
 
 def find_workspace(root: str | Path | None = None, cwd: Path | None = None) -> Workspace:
-    """--root, else $FRESHBATCH_ROOT, else the nearest ancestor holding intelligence/ and courses/."""
+    """--root, else $FRESHBATCH_ROOT, else the nearest folder up with intelligence/, courses/."""
     chosen = root if root is not None else os.environ.get("FRESHBATCH_ROOT") or None
     if chosen is not None:
         folder = Path(chosen).expanduser().resolve()
         if not is_workspace(folder):
-            raise InputError(f"{folder}: not a freshbatch workspace (needs intelligence/ and courses/)")
+            raise InputError(
+                f"{folder}: not a freshbatch workspace (needs intelligence/ and courses/)"
+            )
         return Workspace(folder)
     start = (cwd or Path.cwd()).resolve()
     for folder in (start, *start.parents):
@@ -141,7 +151,9 @@ def parse_course(folder: Path, raw: Any) -> Course:
         raise InputError(f"{where}: expected a mapping of settings, got {type(raw).__name__}")
     unknown = sorted(set(map(str, raw)) - _COURSE_KEYS)
     if unknown:
-        raise InputError(f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(_COURSE_KEYS))})")
+        raise InputError(
+            f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(_COURSE_KEYS))})"
+        )
     code = _text(raw, "code", where)
     if not _CODE.fullmatch(code):
         raise InputError(f"{where}: code '{code}' must use only a-z, 0-9 and _")
@@ -208,8 +220,9 @@ def _rules(value: Any, where: str) -> dict[str, str]:
                 f"{where}: rules.{name} is {severity!r}; use one of error, warning, off"
             )
         if name == "schema":
-            raise InputError(f"{where}: rules.schema cannot be changed: the other rules need "
-                             "well-formed data")  # fmt: skip
+            raise InputError(
+                f"{where}: rules.schema cannot be changed: the other rules need well-formed data"
+            )
         rules[str(name)] = str(severity)
     return rules
 

@@ -65,8 +65,14 @@ def make_course(
         ]
         write_json(folder / "seeds.json", seeds)
         settings.setdefault("seeds", "seeds.json")
-    config = {"code": code, "target": target, "known": known, "target_name": target_name,
-              "known_name": known_name, **settings}  # fmt: skip
+    config = {
+        "code": code,
+        "target": target,
+        "known": known,
+        "target_name": target_name,
+        "known_name": known_name,
+        **settings,
+    }
     (folder / "course.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), "utf-8")
     for name, data in (files or {}).items():
         write_json(folder / name, data)
@@ -92,8 +98,11 @@ TEST_KEY = "sk-ant-test-0123456789abcdefghijklmnop"
 def copy_demo(workspace: Workspace, with_recordings: bool = False) -> str:
     """Copy the shipped demo course (seeds and course.yaml) into the workspace."""
     folder = workspace.courses_dir / DEMO
-    shutil.copytree(REPO / "courses" / DEMO, folder,
-                    ignore=None if with_recordings else shutil.ignore_patterns("recordings"))  # fmt: skip
+    shutil.copytree(
+        REPO / "courses" / DEMO,
+        folder,
+        ignore=None if with_recordings else shutil.ignore_patterns("recordings"),
+    )
     for name in ("seed_pairs.json", "lego_pairs.json", "lego_baskets.json", ".freshbatch"):
         path = folder / name
         if path.is_dir():

@@ -54,8 +54,11 @@ def test_retry_resends_the_prefix_the_answer_and_the_errors(
 ) -> None:
     fake_api.responder = reference_responder(demo_reference, broken={(3, 2)})
     assert run(workspace, "all", demo, FAST).ok
-    phase3 = [r.body for r in messages_requests(fake_api) if r.body["messages"][0]["content"]
-              .startswith("Phase 3")]  # fmt: skip
+    phase3 = [
+        r.body
+        for r in messages_requests(fake_api)
+        if r.body["messages"][0]["content"].startswith("Phase 3")
+    ]
     first, retry = [b for b in phase3 if "batch 2 of 3" in b["messages"][0]["content"]]
     assert retry["system"] == first["system"]
     assert retry["messages"][0] == first["messages"][0]
@@ -78,8 +81,11 @@ def test_prompt_command_prints_exactly_what_the_run_sends(
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert run(workspace, "phase3", demo, FAST).ok
-    sent = [r.body for r in messages_requests(fake_api)
-            if r.body["messages"][0]["content"].startswith("Phase 3 (LEGO decomposition) — batch 2")]  # fmt: skip
+    sent = [
+        r.body
+        for r in messages_requests(fake_api)
+        if r.body["messages"][0]["content"].startswith("Phase 3 (LEGO decomposition) — batch 2")
+    ]
     assert printed["request"]["system"] == sent[0]["system"]
     assert printed["request"]["messages"] == sent[0]["messages"]
     assert printed["request"]["model"] == sent[0]["model"]
@@ -95,18 +101,29 @@ def test_prompt_for_a_batch_whose_input_is_missing_is_refused(
     assert "needs seed_pairs.json through S0020" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("text", [
-    '{"translations": {}}', '```json\n{"translations": {}}\n```', '  \n```\n{"a": 1}\n```\n',
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"translations": {}}',
+        '```json\n{"translations": {}}\n```',
+        '  \n```\n{"a": 1}\n```\n',
+    ],
+)
 def test_parse_answer_accepts_one_object_bare_or_fenced(text: str) -> None:
     assert isinstance(parse_answer(text), dict)
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ("", "empty"), ("Here it is: {}", "not valid JSON"), ("[1, 2]", "not one object"),
-    ('```json\n{}\n```\nThanks!', "not exactly one fenced"), ('{"a": 1} {"b": 2}', "not valid JSON"),
-    ('```json\n{}\n```\n```json\n{}\n```', "fence"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("", "empty"),
+        ("Here it is: {}", "not valid JSON"),
+        ("[1, 2]", "not one object"),
+        ("```json\n{}\n```\nThanks!", "not exactly one fenced"),
+        ('{"a": 1} {"b": 2}', "not valid JSON"),
+        ("```json\n{}\n```\n```json\n{}\n```", "fence"),
+    ],
+)
 def test_parse_answer_rejects_anything_else(text: str, words: str) -> None:
     with pytest.raises(AnswerFormatError, match=words):
         parse_answer(text)
@@ -114,7 +131,7 @@ def test_parse_answer_rejects_anything_else(text: str, words: str) -> None:
 
 def test_feedback_puts_errors_first_and_caps_the_list() -> None:
     issues = [Issue(WARNING, "phrase-growth", f"w{i}") for i in range(15)]
-    issues += [Issue(ERROR, "tiling-exact", f"S{i:04d}: no LEGO covers \"x\"") for i in range(50)]
+    issues += [Issue(ERROR, "tiling-exact", f'S{i:04d}: no LEGO covers "x"') for i in range(50)]
     text = feedback_message(issues, attempt=1, max_attempts=3)
     assert text.index("Errors (50)") < text.index("Warnings (15")
     assert text.count("[tiling-exact]") == MAX_FEEDBACK_ERRORS

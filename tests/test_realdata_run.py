@@ -49,8 +49,9 @@ def test_phase3_of_the_full_spa_course_merges_all_34_batches(
     merged = json.loads((workspace.courses_dir / "spa_for_eng" / "lego_pairs.json").read_text())
     assert [s["seed_id"] for s in merged["seeds"]] == [f"S{i:04d}" for i in range(1, 669)]
     assert merged["total_legos"] == sum(len(s["legos"]) for s in merged["seeds"])
-    progress = json.loads((workspace.courses_dir / "spa_for_eng" / ".freshbatch" /
-                           "progress.json").read_text())  # fmt: skip
+    progress = json.loads(
+        (workspace.courses_dir / "spa_for_eng" / ".freshbatch" / "progress.json").read_text()
+    )
     assert progress["status"] == "completed"
     assert progress["phases"]["phase3"]["merged"] == 34
     assert progress["phases"]["phase3"]["attempts"] == len(requests)

@@ -76,8 +76,12 @@ class Usage:
         return Usage(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple(), strict=True)))
 
     def as_tuple(self) -> tuple[int, int, int, int]:
-        return (self.input_tokens, self.output_tokens, self.cache_creation_input_tokens,
-                self.cache_read_input_tokens)  # fmt: skip
+        return (
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_creation_input_tokens,
+            self.cache_read_input_tokens,
+        )
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)

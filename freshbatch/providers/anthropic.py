@@ -20,8 +20,13 @@ if TYPE_CHECKING:
     import httpx2
     from anthropic.types import Message
 
-_FATAL_STATUSES = {400: "bad request", 401: "authentication failed", 402: "payment required",
-                   403: "permission denied", 413: "request too large"}  # fmt: skip
+_FATAL_STATUSES = {
+    400: "bad request",
+    401: "authentication failed",
+    402: "payment required",
+    403: "permission denied",
+    413: "request too large",
+}
 
 
 class AnthropicProvider:

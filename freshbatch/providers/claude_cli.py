@@ -51,15 +51,21 @@ class ClaudeCliProvider:
 def claude_argv(binary: str, request: Request) -> list[str]:
     """The exact argv of one clean print-mode session (no shell)."""
     return [
-        binary, "-p",
-        "--output-format", "json",
-        "--model", request.model,
-        "--system-prompt", "\n\n".join(request.system),
-        "--tools", "",
-        "--max-turns", "1",
+        binary,
+        "-p",
+        "--output-format",
+        "json",
+        "--model",
+        request.model,
+        "--system-prompt",
+        "\n\n".join(request.system),
+        "--tools",
+        "",
+        "--max-turns",
+        "1",
         "--no-session-persistence",
         "--strict-mcp-config",
-    ]  # fmt: skip
+    ]
 
 
 def render_prompt(messages: tuple[Message, ...]) -> str:

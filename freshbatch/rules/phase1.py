@@ -33,7 +33,9 @@ class PhaseChecker(Checker):
         for seed_id, pair in doc.get("translations", {}).items():
             number = self.context.plan.batch_of(seed_id)
             if number is None:
-                report.add("seed-ids", f"{seed_id}: not a seed of this course's plan", seed_id=seed_id)
+                report.add(
+                    "seed-ids", f"{seed_id}: not a seed of this course's plan", seed_id=seed_id
+                )
                 continue
             bodies.setdefault(number, self.empty())["translations"][seed_id] = pair
         return bodies
@@ -56,8 +58,10 @@ class PhaseChecker(Checker):
                 report.add("seed-ids", f"{seed_id}: translation missing", seed_id=seed_id)
         for seed_id in translations:
             if seed_id not in batch.seed_ids:
-                what = "is not a seed id like S0001" if not _SEED_ID.fullmatch(seed_id) else (
-                    f"is not in this batch ({batch.label}); remove it"
+                what = (
+                    "is not a seed id like S0001"
+                    if not _SEED_ID.fullmatch(seed_id)
+                    else (f"is not in this batch ({batch.label}); remove it")
                 )
                 report.add("seed-ids", f"{seed_id}: {what}", seed_id=seed_id)
 
@@ -65,33 +69,57 @@ class PhaseChecker(Checker):
         for side, text in (("known", known), ("target", target)):
             found = _PLACEHOLDER.search(text)
             if found:
-                report.add("placeholder", f"{seed_id}: {side} still holds the placeholder "
-                           f"{found.group()}; write the words instead", seed_id=seed_id)  # fmt: skip
+                report.add(
+                    "placeholder",
+                    f"{seed_id}: {side} still holds the placeholder "
+                    f"{found.group()}; write the words instead",
+                    seed_id=seed_id,
+                )
         canonical = self.canonical.get(seed_id)
         if canonical is not None:
             self._check_canonical(seed_id, known, target, canonical, report)
         if key(target) == key(known):
-            report.add("same-as-known", f"{seed_id}: target {quoted(target)} is the known "
-                       "sentence itself; translate it", seed_id=seed_id)  # fmt: skip
+            report.add(
+                "same-as-known",
+                f"{seed_id}: target {quoted(target)} is the known sentence itself; translate it",
+                seed_id=seed_id,
+            )
         self._check_scripts(seed_id, known, target, report)
         first = self.first_target.get(key(known))
         if first is not None and key(first) != key(target):
-            report.add("known-consistency", f"{seed_id}: known {quoted(known)} was translated "
-                       f"earlier as {quoted(first)}, now as {quoted(target)}", seed_id=seed_id)  # fmt: skip
+            report.add(
+                "known-consistency",
+                f"{seed_id}: known {quoted(known)} was translated "
+                f"earlier as {quoted(first)}, now as {quoted(target)}",
+                seed_id=seed_id,
+            )
         self.first_target.setdefault(key(known), target)
 
-    def _check_canonical(self, seed_id: str, known: str, target: str, canonical: str,
-                         report: Reporter) -> None:  # fmt: skip
+    def _check_canonical(
+        self, seed_id: str, known: str, target: str, canonical: str, report: Reporter
+    ) -> None:
         course = self.context.course
         if course.known == "eng" and key(known) != key(canonical):
-            report.add("known-matches-canonical", f"{seed_id}: known {quoted(known)} differs "
-                       f"from the canonical seed {quoted(canonical)}", seed_id=seed_id)  # fmt: skip
+            report.add(
+                "known-matches-canonical",
+                f"{seed_id}: known {quoted(known)} differs "
+                f"from the canonical seed {quoted(canonical)}",
+                seed_id=seed_id,
+            )
         if course.target == "eng" and key(target) != key(canonical):
-            report.add("target-matches-canonical", f"{seed_id}: target {quoted(target)} differs "
-                       f"from the canonical seed {quoted(canonical)}", seed_id=seed_id)  # fmt: skip
+            report.add(
+                "target-matches-canonical",
+                f"{seed_id}: target {quoted(target)} differs "
+                f"from the canonical seed {quoted(canonical)}",
+                seed_id=seed_id,
+            )
         if course.target != "eng" and course.known == "eng" and key(target) == key(canonical):
-            report.add("swapped-languages", f"{seed_id}: target is the English seed; put the "
-                       f"{course.target_name} sentence in target", seed_id=seed_id)  # fmt: skip
+            report.add(
+                "swapped-languages",
+                f"{seed_id}: target is the English seed; put the "
+                f"{course.target_name} sentence in target",
+                seed_id=seed_id,
+            )
 
     def _check_scripts(self, seed_id: str, known: str, target: str, report: Reporter) -> None:
         course = self.context.course
@@ -100,13 +128,19 @@ class PhaseChecker(Checker):
         if target_script is None or target_script == known_script:
             return
         if not has_script(target, target_script):
-            report.add("swapped-languages", f"{seed_id}: target {quoted(target)} has no "
-                       f"{target_script.title()} characters; is it {course.target_name}?",
-                       seed_id=seed_id)  # fmt: skip
+            report.add(
+                "swapped-languages",
+                f"{seed_id}: target {quoted(target)} has no "
+                f"{target_script.title()} characters; is it {course.target_name}?",
+                seed_id=seed_id,
+            )
         elif has_script(known, target_script):
-            report.add("swapped-languages", f"{seed_id}: known {quoted(known)} contains "
-                       f"{target_script.title()} characters; known must be {course.known_name}",
-                       seed_id=seed_id)  # fmt: skip
+            report.add(
+                "swapped-languages",
+                f"{seed_id}: known {quoted(known)} contains "
+                f"{target_script.title()} characters; known must be {course.known_name}",
+                seed_id=seed_id,
+            )
 
     def stats(self) -> dict[str, Any]:
         return {"seeds": self.checked}
@@ -117,7 +151,9 @@ class PhaseChecker(Checker):
 BODY_KEY = "translations"
 
 
-def batch_input(context: PhaseContext, batch: Batch, earlier: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def batch_input(
+    context: PhaseContext, batch: Batch, earlier: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
     """The batch's seeds (placeholders filled) and every earlier translation, for consistency."""
     sources = {s.seed_id: context.seed_source(s) for s in context.seeds}
     previous: dict[str, Any] = {}
@@ -129,8 +165,9 @@ def batch_input(context: PhaseContext, batch: Batch, earlier: Sequence[dict[str,
     }
 
 
-def complete(context: PhaseContext, batch: Batch, answer: dict[str, Any],
-             checker: Checker) -> dict[str, Any]:  # fmt: skip
+def complete(
+    context: PhaseContext, batch: Batch, answer: dict[str, Any], checker: Checker
+) -> dict[str, Any]:
     """Order the translations as the batch; extra keys stay so the check can report them."""
     given = answer["translations"]
     ordered = {s: given[s] for s in batch.seed_ids if s in given}
@@ -138,15 +175,24 @@ def complete(context: PhaseContext, batch: Batch, answer: dict[str, Any],
     return {"translations": ordered}
 
 
-def merge(context: PhaseContext, header: dict[str, Any] | None,
-          bodies: Sequence[dict[str, Any]], seed_ids: Sequence[str]) -> dict[str, Any]:  # fmt: skip
+def merge(
+    context: PhaseContext,
+    header: dict[str, Any] | None,
+    bodies: Sequence[dict[str, Any]],
+    seed_ids: Sequence[str],
+) -> dict[str, Any]:
     """seed_pairs.json: the header (kept fields, fresh counts) and the batches in order."""
     translations: dict[str, Any] = {}
     for body in bodies:
         translations.update(body["translations"])
     course = context.course
-    doc = {"version": "1.0.0", "course": course.code, "target_language": course.target,
-           "known_language": course.known, **(header or {})}  # fmt: skip
+    doc = {
+        "version": "1.0.0",
+        "course": course.code,
+        "target_language": course.target,
+        "known_language": course.known,
+        **(header or {}),
+    }
     doc.update(generated=stamp_iso(), total_seeds=len(translations), translations=translations)
     return doc
 

@@ -51,11 +51,19 @@ class PhaseChecker(Checker):
         super().__init__(*args, **kwargs)
         self.registry = Registry()
         seed_pairs = self.context.inputs.get("seed_pairs.json")
-        self.translations: dict[str, Any] | None = seed_pairs["translations"] if seed_pairs else None
+        self.translations: dict[str, Any] | None = (
+            seed_pairs["translations"] if seed_pairs else None
+        )
         words = self.context.phase.data.get("function_words", {})
         self.function_words = frozenset(words.get(self.context.course.target, []))
-        self.counts = {"seeds": 0, "legos": 0, "tiling_exact": 0, "tiling_covered": 0,
-                       "foreign_legos": 0, "new": 0}  # fmt: skip
+        self.counts = {
+            "seeds": 0,
+            "legos": 0,
+            "tiling_exact": 0,
+            "tiling_covered": 0,
+            "foreign_legos": 0,
+            "new": 0,
+        }
         self.collided: set[str] = set()
 
     def empty(self) -> dict[str, Any]:
@@ -66,8 +74,11 @@ class PhaseChecker(Checker):
         for seed in doc.get("seeds", []):
             number = self.context.plan.batch_of(seed["seed_id"])
             if number is None:
-                report.add("seed-ids", f"{seed['seed_id']}: not a seed of this course's plan",
-                           seed_id=seed["seed_id"])  # fmt: skip
+                report.add(
+                    "seed-ids",
+                    f"{seed['seed_id']}: not a seed of this course's plan",
+                    seed_id=seed["seed_id"],
+                )
                 continue
             bodies.setdefault(number, self.empty())["seeds"].append(seed)
         return bodies
@@ -95,16 +106,22 @@ class PhaseChecker(Checker):
         seen: set[str] = set()
         for seed_id in given:
             if seed_id not in batch.seed_ids:
-                report.add("seed-ids", f"{seed_id}: not in this batch ({batch.label}); remove it",
-                           seed_id=seed_id)  # fmt: skip
+                report.add(
+                    "seed-ids",
+                    f"{seed_id}: not in this batch ({batch.label}); remove it",
+                    seed_id=seed_id,
+                )
             elif seed_id in seen:
-                report.add("seed-ids", f"{seed_id}: listed twice; give each seed once",
-                           seed_id=seed_id)  # fmt: skip
+                report.add(
+                    "seed-ids", f"{seed_id}: listed twice; give each seed once", seed_id=seed_id
+                )
             seen.add(seed_id)
         expected = [s for s in batch.seed_ids if s in seen]
         if [s for s in dict.fromkeys(given) if s in batch.seed_ids] != expected:
-            report.add("seed-ids", f"batch {batch.label}: seeds are out of course order; list them "
-                       "as S-number order")  # fmt: skip
+            report.add(
+                "seed-ids",
+                f"batch {batch.label}: seeds are out of course order; list them as S-number order",
+            )
 
     def _check_seed_pair(self, seed: dict[str, Any], report: Reporter) -> None:
         if self.translations is None:
@@ -112,14 +129,21 @@ class PhaseChecker(Checker):
         seed_id = seed["seed_id"]
         phase1 = self.translations.get(seed_id)
         if phase1 is None:
-            report.add("seed-pair-matches-phase1", f"{seed_id}: no phase 1 translation in "
-                       "seed_pairs.json", seed_id=seed_id)  # fmt: skip
+            report.add(
+                "seed-pair-matches-phase1",
+                f"{seed_id}: no phase 1 translation in seed_pairs.json",
+                seed_id=seed_id,
+            )
         elif (phase1.get("known"), phase1.get("target")) != (
-            seed["seed_pair"]["known"], seed["seed_pair"]["target"]
+            seed["seed_pair"]["known"],
+            seed["seed_pair"]["target"],
         ):
-            report.add("seed-pair-matches-phase1", f"{seed_id}: seed_pair differs from the phase 1 "
-                       f"translation {quoted(phase1.get('target', ''))}; copy it exactly",
-                       seed_id=seed_id)  # fmt: skip
+            report.add(
+                "seed-pair-matches-phase1",
+                f"{seed_id}: seed_pair differs from the phase 1 "
+                f"translation {quoted(phase1.get('target', ''))}; copy it exactly",
+                seed_id=seed_id,
+            )
 
     def _check_ids(self, seed: dict[str, Any], report: Reporter) -> None:
         seed_id = seed["seed_id"]
@@ -129,34 +153,56 @@ class PhaseChecker(Checker):
             lego_id = lego["id"]
             match = _LEGO_ID.fullmatch(lego_id)
             if match is None:
-                report.add("lego-id", f"{lego_id}: not a LEGO id like {seed_id}L01",
-                           seed_id=seed_id, lego_id=lego_id)  # fmt: skip
+                report.add(
+                    "lego-id",
+                    f"{lego_id}: not a LEGO id like {seed_id}L01",
+                    seed_id=seed_id,
+                    lego_id=lego_id,
+                )
                 continue
             if not lego_id.startswith(seed_id):
-                report.add("lego-id", f"{lego_id}: id does not start with its seed {seed_id}",
-                           seed_id=seed_id, lego_id=lego_id)  # fmt: skip
+                report.add(
+                    "lego-id",
+                    f"{lego_id}: id does not start with its seed {seed_id}",
+                    seed_id=seed_id,
+                    lego_id=lego_id,
+                )
             if lego_id in self.registry.ids or lego_id in in_seed:
-                report.add("lego-id", f"{lego_id}: id used twice in the course",
-                           seed_id=seed_id, lego_id=lego_id)  # fmt: skip
+                report.add(
+                    "lego-id",
+                    f"{lego_id}: id used twice in the course",
+                    seed_id=seed_id,
+                    lego_id=lego_id,
+                )
                 continue
             in_seed.add(lego_id)
             number = int(match.group(2))
             if numbers and number <= numbers[-1]:
-                report.add("lego-id", f"{lego_id}: ids must ascend within the seed",
-                           seed_id=seed_id, lego_id=lego_id)  # fmt: skip
+                report.add(
+                    "lego-id",
+                    f"{lego_id}: ids must ascend within the seed",
+                    seed_id=seed_id,
+                    lego_id=lego_id,
+                )
             numbers.append(number)
         expected = list(range(1, len(numbers) + 1))
         if numbers and sorted(numbers) != expected and len(set(numbers)) == len(numbers):
             missing = sorted(set(range(1, max(numbers) + 1)) - set(numbers))
             if missing:
-                report.add("lego-id-gap", f"{seed_id}: LEGO numbers skip "
-                           + ", ".join(f"L{n:02d}" for n in missing[:5]), seed_id=seed_id)
+                report.add(
+                    "lego-id-gap",
+                    f"{seed_id}: LEGO numbers skip " + ", ".join(f"L{n:02d}" for n in missing[:5]),
+                    seed_id=seed_id,
+                )
 
     def _check_tiling(self, seed: dict[str, Any], report: Reporter) -> None:
         seed_id, target = seed["seed_id"], seed["seed_pair"]["target"]
         if not seed["legos"]:
-            report.add("empty-seed", f"{seed_id}: no LEGOs; cut {quoted(target)} into LEGOs",
-                       seed_id=seed_id)  # fmt: skip
+            report.add(
+                "empty-seed",
+                f"{seed_id}: no LEGOs; cut {quoted(target)} into LEGOs",
+                seed_id=seed_id,
+            )
             return
         seed_tokens = tokens(target)
         result = tile(seed_tokens, [tokens(lego["lego"]["target"]) for lego in seed["legos"]])
@@ -164,54 +210,85 @@ class PhaseChecker(Checker):
         self.counts["tiling_covered"] += result.is_covered
         gaps = _gaps(seed_tokens, result)
         if not result.is_exact:
-            report.add("tiling-exact", f"{seed_id}: {_why_not_exact(seed_tokens, result, gaps)}; "
-                       f"the seed is {quoted(target)}", seed_id=seed_id)  # fmt: skip
+            report.add(
+                "tiling-exact",
+                f"{seed_id}: {_why_not_exact(seed_tokens, result, gaps)}; "
+                f"the seed is {quoted(target)}",
+                seed_id=seed_id,
+            )
         if gaps:
             report.add("tiling-coverage", f"{seed_id}: no LEGO covers {gaps}", seed_id=seed_id)
         for index in result.foreign:
             lego = seed["legos"][index]
             self.counts["foreign_legos"] += 1
-            report.add("lego-contiguous", f"{lego['id']}: {quoted(lego['lego']['target'])} is not "
-                       f"a contiguous part of the seed {quoted(target)}", seed_id=seed_id,
-                       lego_id=lego["id"])  # fmt: skip
+            report.add(
+                "lego-contiguous",
+                f"{lego['id']}: {quoted(lego['lego']['target'])} is not "
+                f"a contiguous part of the seed {quoted(target)}",
+                seed_id=seed_id,
+                lego_id=lego["id"],
+            )
 
-    def _check_lego(self, seed: dict[str, Any], lego: dict[str, Any], batch: Batch,
-                    report: Reporter) -> None:  # fmt: skip
+    def _check_lego(
+        self, seed: dict[str, Any], lego: dict[str, Any], batch: Batch, report: Reporter
+    ) -> None:
         seed_id, lego_id, pair = seed["seed_id"], lego["id"], lego["lego"]
         self._check_components(seed_id, lego, report)
         if len(tokens(pair["target"])) == 1 and tokens(pair["target"])[0] in self.function_words:
-            report.add("lone-function-word", f"{lego_id}: {quoted(pair['target'])} is a function "
-                       "word on its own; join it to the word it belongs with",
-                       seed_id=seed_id, lego_id=lego_id)  # fmt: skip
+            report.add(
+                "lone-function-word",
+                f"{lego_id}: {quoted(pair['target'])} is a function "
+                "word on its own; join it to the word it belongs with",
+                seed_id=seed_id,
+                lego_id=lego_id,
+            )
         self._check_collision(seed_id, lego_id, pair, batch, report)
         is_new = self.registry.is_new(pair)
         self.counts["new"] += is_new
         if "new" in lego and lego["new"] != is_new:
             state = "first appears here" if is_new else "appeared earlier in the course"
-            report.add("new-flag", f"{lego_id}: new is {str(lego['new']).lower()} but "
-                       f"{quoted(pair['target'])} = {quoted(pair['known'])} {state}",
-                       seed_id=seed_id, lego_id=lego_id)  # fmt: skip
+            report.add(
+                "new-flag",
+                f"{lego_id}: new is {str(lego['new']).lower()} but "
+                f"{quoted(pair['target'])} = {quoted(pair['known'])} {state}",
+                seed_id=seed_id,
+                lego_id=lego_id,
+            )
         self.registry.add(lego_id, pair, seed_id, batch.number)
 
     def _check_components(self, seed_id: str, lego: dict[str, Any], report: Reporter) -> None:
         lego_id, components = lego["id"], lego.get("components")
         if lego["type"] == "A":
             if components:
-                report.add("components-on-atomic", f"{lego_id}: type A must not have components; "
-                           "make it type M or drop them", seed_id=seed_id, lego_id=lego_id)  # fmt: skip
+                report.add(
+                    "components-on-atomic",
+                    f"{lego_id}: type A must not have components; make it type M or drop them",
+                    seed_id=seed_id,
+                    lego_id=lego_id,
+                )
             return
         if not components:
-            report.add("components-missing", f"{lego_id}: type M needs components that spell "
-                       f"{quoted(lego['lego']['target'])}", seed_id=seed_id, lego_id=lego_id)  # fmt: skip
+            report.add(
+                "components-missing",
+                f"{lego_id}: type M needs components that spell {quoted(lego['lego']['target'])}",
+                seed_id=seed_id,
+                lego_id=lego_id,
+            )
             return
         built = "".join(squash(c["target"]) for c in components)
         if built != squash(lego["lego"]["target"]):
             parts = " + ".join(quoted(c["target"], 30) for c in components)
-            report.add("components-rebuild", f"{lego_id}: components {parts} do not spell the "
-                       f"LEGO {quoted(lego['lego']['target'])}", seed_id=seed_id, lego_id=lego_id)  # fmt: skip
+            report.add(
+                "components-rebuild",
+                f"{lego_id}: components {parts} do not spell the "
+                f"LEGO {quoted(lego['lego']['target'])}",
+                seed_id=seed_id,
+                lego_id=lego_id,
+            )
 
-    def _check_collision(self, seed_id: str, lego_id: str, pair: dict[str, str], batch: Batch,
-                         report: Reporter) -> None:  # fmt: skip
+    def _check_collision(
+        self, seed_id: str, lego_id: str, pair: dict[str, str], batch: Batch, report: Reporter
+    ) -> None:
         """One known text, one target: strict within a batch and within seeds 1-100."""
         earlier = self.registry.targets.get(key(pair["known"]), {})
         others = [v for k, v in earlier.items() if k != key(pair["target"])]
@@ -225,10 +302,14 @@ class PhaseChecker(Checker):
 
         strict = [o for o in others if is_strict(o)]
         target, first_seed, _ = (strict or others)[0]
-        report.add("known-collision" if strict else "known-collision-course",
-                   f"{lego_id}: known {quoted(pair['known'])} already means {quoted(target)} "
-                   f"({first_seed}); here it is {quoted(pair['target'])}, so the learner cannot "
-                   "tell which to say", seed_id=seed_id, lego_id=lego_id)  # fmt: skip
+        report.add(
+            "known-collision" if strict else "known-collision-course",
+            f"{lego_id}: known {quoted(pair['known'])} already means {quoted(target)} "
+            f"({first_seed}); here it is {quoted(pair['target'])}, so the learner cannot "
+            "tell which to say",
+            seed_id=seed_id,
+            lego_id=lego_id,
+        )
 
     def stats(self) -> dict[str, Any]:
         return {**self.counts, "known_texts_with_two_targets": len(self.collided)}
@@ -241,8 +322,10 @@ def _why_not_exact(seed_tokens: tuple[str, ...], result: Tiling, gaps: str) -> s
     if result.reach == 0:
         return f"no LEGO starts the seed at {rest} (overlapping LEGOs do not count)"
     done = quoted(" ".join(seed_tokens[: result.reach]))
-    return (f"LEGOs laid end to end without overlap rebuild only {done}; none starts at {rest} "
-            "where that chain ends (overlapping LEGOs do not count)")
+    return (
+        f"LEGOs laid end to end without overlap rebuild only {done}; none starts at {rest} "
+        "where that chain ends (overlapping LEGOs do not count)"
+    )
 
 
 def _gaps(seed_tokens: tuple[str, ...], result: Tiling) -> str:
@@ -254,7 +337,9 @@ def _gaps(seed_tokens: tuple[str, ...], result: Tiling) -> str:
 BODY_KEY = "seeds"
 
 
-def batch_input(context: PhaseContext, batch: Batch, earlier: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def batch_input(
+    context: PhaseContext, batch: Batch, earlier: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
     """The batch's seed pairs and the LEGOs already introduced, in course order."""
     translations = context.inputs["seed_pairs.json"]["translations"]
     introduced: dict[tuple[str, str], dict[str, str]] = {}
@@ -264,12 +349,15 @@ def batch_input(context: PhaseContext, batch: Batch, earlier: Sequence[dict[str,
             introduced.setdefault((key(pair["target"]), key(pair["known"])), pair)
     return {
         "seeds": [{"seed_id": s, "seed_pair": translations[s]} for s in batch.seed_ids],
-        "earlier_legos": [{"known": p["known"], "target": p["target"]} for p in introduced.values()],
+        "earlier_legos": [
+            {"known": p["known"], "target": p["target"]} for p in introduced.values()
+        ],
     }
 
 
-def complete(context: PhaseContext, batch: Batch, answer: dict[str, Any],
-             checker: Checker) -> dict[str, Any]:  # fmt: skip
+def complete(
+    context: PhaseContext, batch: Batch, answer: dict[str, Any], checker: Checker
+) -> dict[str, Any]:
     """Fill seed_pair from phase 1, number the LEGOs, and set `new` from course order."""
     assert isinstance(checker, PhaseChecker)
     translations = context.inputs["seed_pairs.json"]["translations"]
@@ -281,24 +369,38 @@ def complete(context: PhaseContext, batch: Batch, answer: dict[str, Any],
         for number, given in enumerate(entry["legos"], 1):
             pair = given["lego"]
             pair_key = (key(pair["target"]), key(pair["known"]))
-            lego = {"id": f"{seed_id}L{number:02d}", "type": given["type"],
-                    "new": pair_key not in seen, "lego": pair}  # fmt: skip
+            lego = {
+                "id": f"{seed_id}L{number:02d}",
+                "type": given["type"],
+                "new": pair_key not in seen,
+                "lego": pair,
+            }
             if "components" in given:
                 lego["components"] = given["components"]
             seen.add(pair_key)
             legos.append(lego)
-        seed_pair = translations.get(seed_id) or entry.get("seed_pair") or {"known": "", "target": ""}
+        seed_pair = (
+            translations.get(seed_id) or entry.get("seed_pair") or {"known": "", "target": ""}
+        )
         seeds.append({"seed_id": seed_id, "seed_pair": seed_pair, "legos": legos})
     return {"seeds": seeds}
 
 
-def merge(context: PhaseContext, header: dict[str, Any] | None,
-          bodies: Sequence[dict[str, Any]], seed_ids: Sequence[str]) -> dict[str, Any]:  # fmt: skip
+def merge(
+    context: PhaseContext,
+    header: dict[str, Any] | None,
+    bodies: Sequence[dict[str, Any]],
+    seed_ids: Sequence[str],
+) -> dict[str, Any]:
     """lego_pairs.json: the header (kept fields, fresh counts) and the batches in order."""
     seeds = [seed for body in bodies for seed in body["seeds"]]
     doc = {"course": context.course.code, "phase": "3", "version": "1.0.0", **(header or {})}
-    doc.update(generated_at=stamp_iso(), total_seeds=len(seeds),
-               total_legos=sum(len(s["legos"]) for s in seeds), seeds=seeds)  # fmt: skip
+    doc.update(
+        generated_at=stamp_iso(),
+        total_seeds=len(seeds),
+        total_legos=sum(len(s["legos"]) for s in seeds),
+        seeds=seeds,
+    )
     return doc
 
 

@@ -89,7 +89,9 @@ class ReferenceModel:
             answer["translations"][key]["target"] = answer["translations"][key]["known"]
         else:
             key = next(iter(answer["baskets"]))
-            answer["baskets"][key]["practice_phrases"].append({"known": "x", "target": "parolaignota"})
+            answer["baskets"][key]["practice_phrases"].append(
+                {"known": "x", "target": "parolaignota"}
+            )
         return answer
 
 
@@ -110,8 +112,10 @@ def main(argv: list[str]) -> int:
             broken.add((int(phase), int(batch)))
     request = json.load(sys.stdin)["request"]
     text = ReferenceModel(folder, broken).answer(request)
-    usage = {"input_tokens": sum(len(b["text"]) for b in request["system"]) // 4,
-             "output_tokens": len(text) // 4}  # fmt: skip
+    usage = {
+        "input_tokens": sum(len(b["text"]) for b in request["system"]) // 4,
+        "output_tokens": len(text) // 4,
+    }
     json.dump({"text": text, "stop_reason": "end_turn", "usage": usage}, sys.stdout)
     return 0
 
