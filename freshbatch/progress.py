@@ -115,6 +115,17 @@ class Progress:
                     entry["status"] = "pending"
         self.event("run:end", {"status": status, **info})
 
+    def pause(self, phase: int, status: int | None, seconds: float) -> None:
+        """A rate limit: the run waits; status `paused` until resume()."""
+        with self._lock:
+            self.state["status"] = "paused"
+        self.event("ratelimit:pause", {"phase": phase, "status": status, "seconds": seconds})
+
+    def resume(self, phase: int) -> None:
+        with self._lock:
+            self.state["status"] = "running"
+        self.event("ratelimit:resume", {"phase": phase})
+
     def batch_started(self, phase: int, number: int) -> None:
         with self._lock:
             entry = self._index[(phase, number)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,14 @@ from freshbatch.providers import (
 )
 from freshbatch.rules.base import Checker, PhaseContext
 from freshbatch.schema import check_schema
-from freshbatch.store import PhaseStore, check_plan_record, course_lock
+from freshbatch.status import merged_batch_count
+from freshbatch.store import (
+    PhaseStore,
+    check_plan_record,
+    complete_batches,
+    course_lock,
+    record_plan,
+)
 from freshbatch.validation import load_context, make_checker
 from freshbatch.workspace import DEFAULT_MODEL, Course, Workspace
 
@@ -116,8 +123,13 @@ def run(
     if options.batches and max(options.batches) > len(plan):
         raise InputError(f"--batches: {course.code} has batches 1..{len(plan)}")
     with course_lock(course):
-        has_merged = any(course.output_path(phases[n].output_file).is_file() for n in phases)
-        check_plan_record(course, plan, has_merged)
+        has_merged = any(course.output_path(p.output_file).is_file() for p in phases.values())
+        check_plan_record(course, plan, has_merged)  # first: its message names the real cause
+        for phase in phases.values():
+            merged_batch_count(course, phase, plan)  # refuses a partial batch, writes nothing
+        record_plan(course, plan)
+        for store in (PhaseStore(course, n, phases[n].output_file) for n in numbers):
+            store.remove_temporary_files()
         provider = make_provider(
             provider_name,
             ProviderConfig(
@@ -131,7 +143,7 @@ def run(
         progress = Progress(course.state_dir, course.code, plan, numbers)
         if listen is not None:
             listen(progress)
-        status = "failed"
+        status = "idle"  # also after a provider error or Ctrl-C: resumable, no batch failed
         progress.start_run({"provider": provider_name, "model": model, "phases": numbers})
         try:
             for number in numbers:
@@ -194,32 +206,11 @@ class PhaseRun:
                 f"{where}: not a valid {self.phase.key} file: {report.issues[0].message}"
             )
         covered = self.module.merged_seed_ids(doc)
-        merged = self._count_complete(covered, where)
+        merged = complete_batches(covered, self.plan, where)
         checker = make_checker(self.context)
         bodies = checker.split(doc, report)
         header = {k: v for k, v in doc.items() if k != self.module.BODY_KEY}
         return header, [bodies.get(n) or checker.empty() for n in range(1, merged + 1)]
-
-    def _count_complete(self, covered: Sequence[str], where: str) -> int:
-        covered_set = set(covered)
-        merged = 0
-        for batch in self.plan:
-            if not set(batch.seed_ids) <= covered_set:
-                break
-            merged += 1
-        expected = set(
-            self.plan.seed_ids[: sum(len(b.seed_ids) for b in self.plan.batches[:merged])]
-        )
-        extra = sorted(covered_set - expected)
-        if extra:
-            number = self.plan.batch_of(extra[0])
-            what = f"batch {number}" if number else "no batch of this course"
-            raise InputError(
-                f"{where}: holds {extra[0]} ({what}) but not all of the batches before it and "
-                f"that batch; merged files must hold whole batches 1..m (batch size "
-                f"{self.plan.batch_size}); remove the partial batch or restore it"
-            )
-        return merged
 
     def _sync_progress(self) -> None:
         staged = set(self.store.staged_batches())
@@ -428,16 +419,13 @@ class PhaseRun:
 
     def _on_transient(self, exc: TransientError, sleep: float) -> None:
         if exc.status in (429, 529):
-            self.progress.event(
-                "ratelimit:pause",
-                {"phase": self.phase.number, "status": exc.status, "seconds": sleep},
-            )
+            self.progress.pause(self.phase.number, exc.status, sleep)
             self._paused = True
 
     def _on_resume(self) -> None:
         if self._paused:
             self._paused = False
-            self.progress.event("ratelimit:resume", {"phase": self.phase.number})
+            self.progress.resume(self.phase.number)
 
 
 def failed_message(result: RunResult) -> str:

@@ -6,9 +6,10 @@ import os
 from typing import Any
 
 from freshbatch.batching import BatchPlan
+from freshbatch.files import shown
 from freshbatch.phases import PhaseDef, load_phases
 from freshbatch.progress import ReadOnlyProgress, read_progress
-from freshbatch.store import PhaseStore
+from freshbatch.store import PhaseStore, complete_batches
 from freshbatch.workspace import Course, Workspace
 
 
@@ -36,17 +37,12 @@ def _from_files(course: Course, phases: dict[int, PhaseDef]) -> dict[str, Any]:
 
 
 def merged_batch_count(course: Course, phase: PhaseDef, plan: BatchPlan) -> int:
-    """How many leading batches the phase's merged file holds completely."""
-    doc = PhaseStore(course, phase.number, phase.output_file).read_merged()
+    """How many leading batches the phase's merged file holds; a partial batch is refused."""
+    store = PhaseStore(course, phase.number, phase.output_file)
+    doc = store.read_merged()
     if doc is None:
         return 0
-    covered = set(phase.module.merged_seed_ids(doc))
-    count = 0
-    for batch in plan:
-        if not set(batch.seed_ids) <= covered:
-            break
-        count += 1
-    return count
+    return complete_batches(phase.module.merged_seed_ids(doc), plan, shown(store.merged_path))
 
 
 def _is_alive(pid: Any) -> bool:

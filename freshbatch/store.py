@@ -8,7 +8,7 @@ earlier batches are. A crash at any instant therefore loses at most attempts in 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,15 +40,26 @@ def course_lock(course: Course) -> Iterator[None]:
         lock.release()
 
 
-def check_plan_record(course: Course, plan: BatchPlan, has_merged: bool) -> None:
-    """Refuse a changed batch_size or seed_range once batches were merged; record the plan."""
-    path = course.state_dir / "plan.json"
-    record = {
+def _plan_record(plan: BatchPlan) -> dict[str, Any]:
+    return {
         "batch_size": plan.batch_size,
         "first_seed": plan.seed_ids[0],
         "last_seed": plan.seed_ids[-1],
         "seeds": len(plan.seed_ids),
     }
+
+
+def record_plan(course: Course, plan: BatchPlan) -> None:
+    """Remember the batch plan the merged files follow (checked by check_plan_record)."""
+    path = course.state_dir / "plan.json"
+    if not path.is_file() or read_json(path) != _plan_record(plan):
+        write_json_atomic(path, _plan_record(plan))
+
+
+def check_plan_record(course: Course, plan: BatchPlan, has_merged: bool) -> None:
+    """Refuse a changed batch_size or seed_range once batches were merged."""
+    path = course.state_dir / "plan.json"
+    record = _plan_record(plan)
     if path.is_file() and has_merged:
         old = read_json(path)
         if old.get("batch_size") != record["batch_size"]:
@@ -65,8 +76,27 @@ def check_plan_record(course: Course, plan: BatchPlan, has_merged: bool) -> None
                 f"{record['last_seed']} but batches were merged for {old.get('first_seed')}-"
                 f"{old.get('last_seed')}; restore seed_range or start a new course folder"
             )
-    if not path.is_file() or not has_merged:
-        write_json_atomic(path, record)
+
+
+def complete_batches(covered: Sequence[str], plan: BatchPlan, where: str) -> int:
+    """How many leading batches the covered seeds hold; refuse a partial or stray batch."""
+    covered_set = set(covered)
+    merged = 0
+    for batch in plan:
+        if not set(batch.seed_ids) <= covered_set:
+            break
+        merged += 1
+    expected = set(plan.seed_ids[: sum(len(b.seed_ids) for b in plan.batches[:merged])])
+    extra = sorted(covered_set - expected)
+    if extra:
+        number = plan.batch_of(extra[0])
+        what = f"batch {number}" if number else "no batch of this course"
+        raise InputError(
+            f"{where}: holds {extra[0]} ({what}) but not all of the batches before it and "
+            f"that batch; merged files must hold whole batches 1..m (batch size "
+            f"{plan.batch_size}); remove the partial batch or restore it"
+        )
+    return merged
 
 
 @dataclass
@@ -132,6 +162,16 @@ class PhaseStore:
 
     def drop_staged(self, batch: int) -> None:
         self.staged_path(batch).unlink(missing_ok=True)
+
+    def remove_temporary_files(self) -> None:
+        """Drop temporary files a killed run left behind (the real files are intact)."""
+        for folder, prefix in (
+            (self.merged_path.parent, f".{self.output_file}."),
+            (self.staging_dir, ".batch_"),
+        ):
+            if folder.is_dir():
+                for path in folder.glob(f"{prefix}*.tmp"):
+                    path.unlink(missing_ok=True)
 
     def write_transcript(self, batch: int, attempt: int, transcript: dict[str, Any]) -> None:
         write_json_atomic(self.transcript_path(batch, attempt), transcript)
