@@ -23,14 +23,19 @@ def shown(path: Path) -> str:
         return str(path)
 
 
-def read_json(path: Path) -> Any:
-    """Parse a JSON file, or raise InputError naming the file and the problem."""
+def read_text(path: Path) -> str:
+    """A UTF-8 file's text, or InputError naming the file and the problem."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(f"{shown(path)}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{shown(path)}: cannot read: {exc}") from exc
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file, or raise InputError naming the file and the problem."""
+    text = read_text(path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -41,12 +46,7 @@ def read_json(path: Path) -> Any:
 
 def read_yaml(path: Path) -> Any:
     """Parse a YAML file, or raise InputError naming the file and the problem."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{shown(path)}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{shown(path)}: cannot read: {exc}") from exc
+    text = read_text(path)
     try:
         return yaml.load(text, Loader=_YamlLoader)
     except yaml.YAMLError as exc:
