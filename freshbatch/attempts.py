@@ -18,10 +18,12 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from freshbatch.answers import AnswerFormatError, parse_answer
 from freshbatch.clock import now_iso
 from freshbatch.errors import ProviderError, TransientError
+from freshbatch.gate import RateGate
 from freshbatch.issues import ERROR, Issue
 from freshbatch.prompts import Retry
 from freshbatch.providers import Answer, Provider, Request, Usage
 
+RATE_LIMITS = (429, 529)
 Judge = Callable[[dict[str, Any]], tuple[dict[str, Any], list[Issue]]]
 BuildRequest = Callable[[int, Retry | None], Request]
 
@@ -96,31 +98,33 @@ def wait_seconds(policy: RetryPolicy, state: RetryCallState) -> float:
 
 
 def call_provider(
-    provider: Provider,
-    request: Request,
-    policy: RetryPolicy,
-    on_transient: Callable[[TransientError, float], None],
-    on_resume: Callable[[], None] = lambda: None,
+    provider: Provider, request: Request, policy: RetryPolicy, gate: RateGate
 ) -> tuple[Answer, int]:
-    """provider.complete with transport retries; returns the answer and how many retries."""
+    """provider.complete with transport retries; returns the answer and how many retries.
+
+    Rate limits (429, 529) close the shared gate, so every worker waits out retry-after;
+    other transport faults back off in this worker only.
+    """
     retries = 0
 
-    def before(state: RetryCallState) -> None:
-        if state.attempt_number > 1:
-            on_resume()
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, TransientError) and exc.status in RATE_LIMITS:
+            return 0.0  # the gate does the waiting, for every worker
+        return wait_seconds(policy, state)
 
     def before_sleep(state: RetryCallState) -> None:
         nonlocal retries
         retries += 1
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, TransientError):
-            on_transient(exc, state.upcoming_sleep)
+        if isinstance(exc, TransientError) and exc.status in RATE_LIMITS:
+            gate.pause(wait_seconds(policy, state), exc.status)
 
     retrying = Retrying(
         retry=retry_if_exception_type(TransientError),
         stop=stop_after_attempt(policy.transport_retries + 1),
-        wait=lambda state: wait_seconds(policy, state),
-        before=before,
+        wait=wait,
+        before=lambda state: gate.wait(),
         before_sleep=before_sleep,
         reraise=True,
     )
@@ -131,6 +135,8 @@ def call_provider(
             f"{provider.name}: gave up after {retries} transport retries: {exc}; "
             "the run can be resumed later"
         ) from exc
+    gate.succeeded()
+    request.notify_started()
     return answer, retries
 
 
@@ -142,8 +148,7 @@ def run_attempts(
     max_attempts: int,
     policy: RetryPolicy,
     record: Callable[[Request, AttemptRecord, dict[str, Any]], None],
-    on_transient: Callable[[TransientError, float], None],
-    on_resume: Callable[[], None] = lambda: None,
+    gate: RateGate,
 ) -> BatchOutcome:
     """Attempts 1..max_attempts, each a fresh request; stops at the first valid answer."""
     records: list[AttemptRecord] = []
@@ -151,7 +156,7 @@ def run_attempts(
     for attempt in range(1, max_attempts + 1):
         request = build(attempt, retry)
         started, clock = now_iso(), time.monotonic()
-        answer, retries = call_provider(provider, request, policy, on_transient, on_resume)
+        answer, retries = call_provider(provider, request, policy, gate)
         body, issues = judge_answer(answer, batch, judge)
         result = AttemptRecord(attempt, answer, tuple(issues), retries)
         records.append(result)

@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", help=f"model name (default: course.yaml model, else {DEFAULT_MODEL})"
     )
     run.add_argument("--batches", help="only these batches, e.g. 3,7-9")
+    run.add_argument(
+        "--concurrency",
+        type=int,
+        help="attempts in flight at once (default: freshbatch.yaml concurrency, else 1)",
+    )
     run.add_argument("--max-attempts", type=int, default=3, help="attempts per batch (default 3)")
     run.add_argument("--dry-run", action="store_true", help="show what would run; call nothing")
     run.add_argument(
@@ -135,6 +140,8 @@ def run_options(args: argparse.Namespace, batches: int | None) -> RunOptions:
             chosen = tuple(parse_batch_selection(args.batches, batches or 10**6))
         except ValueError as exc:
             raise InputError(f"--batches: {exc}") from None
+    if args.concurrency is not None and not 1 <= args.concurrency <= 256:
+        raise InputError("--concurrency must be between 1 and 256")
     if not 1 <= args.max_attempts <= 10:
         raise InputError("--max-attempts must be between 1 and 10")
     try:
@@ -151,6 +158,7 @@ def run_options(args: argparse.Namespace, batches: int | None) -> RunOptions:
         claude_binary=args.claude_binary,
         replay_dir=args.replay_dir,
         timeout=args.timeout,
+        concurrency=args.concurrency,
     )
 
 

@@ -15,6 +15,7 @@ class Price:
     output: float
     cache_write: float
     cache_read: float
+    min_cache_tokens: int = 1024  # a shorter prefix is not cached at all
 
 
 # USD per million tokens (5-minute cache writes are 1.25x input, reads 0.1x input).
@@ -31,6 +32,10 @@ def price_for(model: str) -> Price:
     """The price of the longest table entry that prefixes the model name, else the default."""
     matches = [name for name in PRICES if model.startswith(name)]
     return PRICES[max(matches, key=len)] if matches else DEFAULT_PRICE
+
+
+def min_cache_tokens(model: str) -> int:
+    return price_for(model).min_cache_tokens
 
 
 def cost_usd(usage: Usage, model: str) -> float:

@@ -62,6 +62,7 @@ class Progress:
             "batch_size": plan.batch_size,
             "current": None,
             "run": None,
+            "warnings": [],
             "phases": {},
             "batches": [],
             "totals": {},
@@ -115,16 +116,22 @@ class Progress:
                     entry["status"] = "pending"
         self.event("run:end", {"status": status, **info})
 
-    def pause(self, phase: int, status: int | None, seconds: float) -> None:
-        """A rate limit: the run waits; status `paused` until resume()."""
+    def warn(self, phase: int, message: str) -> None:
+        """A problem the user should see that does not stop the run (e.g. no prompt cache)."""
+        with self._lock:
+            self.state.setdefault("warnings", []).append(message)
+        self.event("run:warning", {"phase": phase, "message": message})
+
+    def pause(self, status: int | None, seconds: float) -> None:
+        """A rate limit: every worker waits; status `paused` until resume()."""
         with self._lock:
             self.state["status"] = "paused"
-        self.event("ratelimit:pause", {"phase": phase, "status": status, "seconds": seconds})
+        self.event("ratelimit:pause", {"status": status, "seconds": round(seconds, 3)})
 
-    def resume(self, phase: int) -> None:
+    def resume(self) -> None:
         with self._lock:
             self.state["status"] = "running"
-        self.event("ratelimit:resume", {"phase": phase})
+        self.event("ratelimit:resume", {})
 
     def batch_started(self, phase: int, number: int) -> None:
         with self._lock:

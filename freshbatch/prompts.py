@@ -12,7 +12,7 @@ Nothing that differs between batches appears in the system blocks.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +105,7 @@ def build_request(
     max_attempts: int,
     retry: Retry | None = None,
     cache_ttl: str | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> Request:
     """The request for one attempt: a fresh session, with the previous answer on retries."""
     messages = [Message("user", first_user_message(phase, course, batch, total, batch_input))]
@@ -118,4 +119,5 @@ def build_request(
         max_tokens=phase.max_tokens,
         meta=RequestMeta(course.code, phase.number, batch.number, attempt),
         cache_ttl=cache_ttl,
+        on_started=on_started,
     )

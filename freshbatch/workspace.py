@@ -86,10 +86,30 @@ class Course:
 
 
 @dataclass(frozen=True)
+class Settings:
+    """Workspace defaults from freshbatch.yaml at the root (every key optional)."""
+
+    model: str | None = None
+    concurrency: int = 1
+    prices: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+_SETTINGS_KEYS = {"model", "concurrency", "prices"}
+_PRICE_KEYS = {"input", "output", "cache_write", "cache_read", "min_cache_tokens"}
+
+
+@dataclass(frozen=True)
 class Workspace:
     """A folder holding intelligence/, validators/ and courses/."""
 
     root: Path
+
+    def settings(self) -> Settings:
+        """freshbatch.yaml at the root, checked; defaults when there is none."""
+        path = self.root / "freshbatch.yaml"
+        if not path.is_file():
+            return Settings()
+        return parse_settings(read_yaml(path), shown(path))
 
     @property
     def intelligence_dir(self) -> Path:
@@ -118,6 +138,39 @@ class Workspace:
                 f"{shown(folder / 'course.yaml')}: no such course (courses here: {known})"
             )
         return parse_course(folder, read_yaml(folder / "course.yaml"))
+
+
+def parse_settings(raw: Any, where: str) -> Settings:
+    if raw is None:
+        return Settings()
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: expected a mapping of settings")
+    unknown = sorted(set(map(str, raw)) - _SETTINGS_KEYS)
+    if unknown:
+        raise InputError(
+            f"{where}: unknown key '{unknown[0]}' (allowed: model, concurrency, prices)"
+        )
+    prices = raw.get("prices") or {}
+    if not isinstance(prices, dict):
+        raise InputError(f"{where}: prices must map model names to their prices")
+    for model, price in prices.items():
+        if (
+            not isinstance(price, dict)
+            or not set(price) <= _PRICE_KEYS
+            or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
+                for v in price.values()
+            )
+        ):
+            raise InputError(
+                f"{where}: prices.{model} must give non-negative numbers for "
+                "input, output, cache_write, cache_read (USD per million tokens)"
+            )
+    return Settings(
+        model=_text(raw, "model", where) if "model" in raw else None,
+        concurrency=_int(raw.get("concurrency", 1), "concurrency", where, 1, 256),
+        prices={str(k): dict(v) for k, v in prices.items()},
+    )
 
 
 def is_workspace(folder: Path) -> bool:

@@ -41,6 +41,12 @@ class Request:
     max_tokens: int
     meta: RequestMeta
     cache_ttl: str | None = None  # None: the API default (5 minutes); "1h" for long jobs
+    # called once the response has started (the prompt cache is written by then)
+    on_started: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+
+    def notify_started(self) -> None:
+        if self.on_started is not None:
+            self.on_started()
 
     @property
     def prefix_sha256(self) -> str:

@@ -104,6 +104,7 @@ class AnthropicProvider:
         started = time.monotonic()
         first: float | None = None
         with client.messages.stream(**_params(request)) as stream:
+            request.notify_started()  # status 200 and headers are in: the cache is written
             for _ in stream.text_stream:
                 if first is None:
                     first = time.monotonic() - started

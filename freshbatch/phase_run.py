@@ -1,0 +1,272 @@
+"""One phase of one course: merged batches so far, judging, staging, in-order merge."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from freshbatch.attempts import AttemptRecord, BatchOutcome, RetryPolicy, run_attempts
+from freshbatch.batching import Batch
+from freshbatch.errors import InputError
+from freshbatch.files import shown
+from freshbatch.gate import RateGate
+from freshbatch.issues import ERROR, Issue, Reporter
+from freshbatch.phases import PhaseDef
+from freshbatch.pricing import cost_usd
+from freshbatch.progress import Progress
+from freshbatch.prompts import Retry, build_request, system_blocks
+from freshbatch.providers import Provider, Request, Usage
+from freshbatch.rules.base import Checker, PhaseContext
+from freshbatch.schema import check_schema
+from freshbatch.store import PhaseStore, complete_batches
+from freshbatch.validation import load_context, make_checker
+from freshbatch.workspace import Course, Workspace
+
+TRANSCRIPT_VERSION = 1
+MAX_PROGRESS_ERRORS = 20
+
+
+@dataclass(frozen=True)
+class AttemptOptions:
+    """What every batch's attempts share."""
+
+    max_attempts: int = 3
+    retry: RetryPolicy = RetryPolicy()
+    cache_ttl: str | None = None
+
+
+class PhaseRun:
+    """One phase of one course: the merged batches so far, staging, and the batch loop."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        phases: dict[int, PhaseDef],
+        phase: PhaseDef,
+        course: Course,
+        progress: Progress,
+    ) -> None:
+        self.phase = phase
+        self.phases = phases
+        self.course = course
+        self.progress = progress
+        self.context: PhaseContext = load_context(workspace, phase, course, phases)
+        self.plan = self.context.plan
+        self.module = phase.module
+        self.store = PhaseStore(course, phase.number, phase.output_file)
+        self.header, self.bodies = self._load_merged()
+        self.merged_doc: dict[str, Any] | None = None  # set at each merge, for later phases
+        self._sync_progress()
+
+    # --- state from disk ------------------------------------------------------------------
+
+    def _load_merged(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The merged file's header and batch bodies 1..m, checked seed by seed against the plan."""
+        doc = self.store.read_merged()
+        if doc is None:
+            return None, []
+        where = shown(self.store.merged_path)
+        report = Reporter(self.phase.rules, {}, None)
+        if check_schema(self.phase.merged_schema, doc, report, limit=1):
+            raise InputError(
+                f"{where}: not a valid {self.phase.key} file: {report.issues[0].message}"
+            )
+        covered = self.module.merged_seed_ids(doc)
+        merged = complete_batches(covered, self.plan, where)
+        checker = make_checker(self.context)
+        bodies = checker.split(doc, report)
+        header = {k: v for k, v in doc.items() if k != self.module.BODY_KEY}
+        return header, [bodies.get(n) or checker.empty() for n in range(1, merged + 1)]
+
+    def _sync_progress(self) -> None:
+        staged = set(self.store.staged_batches())
+        for batch in self.plan:
+            status = (
+                "merged"
+                if batch.number <= len(self.bodies)
+                else "staged"
+                if batch.number in staged
+                else None
+            )
+            entry = self.progress.batch(self.phase.number, batch.number)
+            if status is not None:
+                self.progress.set_batch_status(self.phase.number, batch.number, status)
+            elif entry["status"] in ("merged", "staged", "running"):
+                self.progress.set_batch_status(self.phase.number, batch.number, "pending")
+
+    def _checker(self, before: int | None = None) -> Checker:
+        """A checker holding the state of merged batches 1..before-1."""
+        checker = make_checker(self.context)
+        limit = len(self.bodies) if before is None else min(before - 1, len(self.bodies))
+        for batch, body in zip(self.plan.batches[:limit], self.bodies[:limit], strict=True):
+            checker.absorb(body, batch)
+        return checker
+
+    # --- judging, staging, merging --------------------------------------------------------
+
+    def judge(self, batch: Batch, answer: dict[str, Any]) -> tuple[dict[str, Any], list[Issue]]:
+        """Schema, then complete (ids, flags, derived fields), then the phase's rules."""
+        report = Reporter(self.phase.rules, self.course.rules, batch.number)
+        if check_schema(self.phase.batch_schema, answer, report, limit=MAX_PROGRESS_ERRORS * 2):
+            return answer, report.issues
+        checker = self._checker(batch.number)
+        body: dict[str, Any] = self.module.complete(self.context, batch, answer, checker)
+        checker.check(body, batch, report)
+        return body, report.issues
+
+    def is_ready(self, batch: Batch) -> str | None:
+        """None when the phase's input covers batches 1..k, else why not."""
+        if self.phase.input_file is None:
+            return None
+        doc = self.context.inputs.get(self.phase.input_file)
+        need = self.plan.seed_ids[: self.plan.seed_ids.index(batch.last_seed) + 1]
+        producer = self.phases.get(self.phase.requires or 0)
+        covered = set(producer.module.merged_seed_ids(doc)) if producer and doc else set()
+        if doc is None or not set(need) <= covered:
+            step = f"run phase{producer.number} first" if producer else "add it first"
+            return (
+                f"{self.phase.key} batch {batch.number} needs {self.phase.input_file} through "
+                f"{batch.last_seed}; {step}"
+            )
+        return None
+
+    def merge_ready(self) -> None:
+        """Merge staged answers m+1, m+2, ... in order, judged again against the full state."""
+        while True:
+            number = len(self.bodies) + 1
+            if number > len(self.plan) or number not in self.store.staged_batches():
+                return
+            batch = self.plan.batch(number)
+            staged = self.store.read_staged(number)
+            body, issues = self.judge(batch, staged) if staged is not None else ({}, [])
+            if staged is None or any(i.severity == ERROR for i in issues):
+                self.store.drop_staged(number)
+                self.progress.set_batch_status(self.phase.number, number, "pending")
+                self.progress.event(
+                    "batch:invalid",
+                    {
+                        "phase": self.phase.number,
+                        "batch": number,
+                        "reason": "staged batch no longer valid",
+                    },
+                )
+                return
+            seeds = self.plan.seed_ids[: self.plan.seed_ids.index(batch.last_seed) + 1]
+            doc = self.module.merge(self.context, self.header, [*self.bodies, body], seeds)
+            self.store.write_merged(doc)
+            self.merged_doc = doc
+            self.bodies.append(body)
+            self.header = {k: v for k, v in doc.items() if k != self.module.BODY_KEY}
+            self.store.drop_staged(number)
+            self.progress.batch_finished(
+                self.phase.number, number, "merged", produced=self.module.describe(body)
+            )
+
+    # --- the batch loop -------------------------------------------------------------------
+
+    def prefix_tokens_estimate(self) -> int:
+        """About how many tokens the cached prefix holds (4 characters a token)."""
+        return len("".join(system_blocks(self.phase, self.course))) // 4
+
+    def start(self) -> None:
+        """Clean up after a crash and merge what is already staged."""
+        self.store.remove_temporary_files()
+        self._drop_stale_staging()
+        self.merge_ready()
+
+    def _drop_stale_staging(self) -> None:
+        for number in self.store.staged_batches():
+            if number <= len(self.bodies):  # merged before a crash removed the staged copy
+                self.store.drop_staged(number)
+
+    def run_batch(
+        self,
+        provider: Provider,
+        model: str,
+        batch: Batch,
+        options: AttemptOptions,
+        gate: RateGate,
+        on_started: Callable[[], None] | None = None,
+    ) -> BatchOutcome:
+        """Attempts for one batch (in a worker thread); a valid answer is staged."""
+        number = self.phase.number
+        earlier = self.bodies[: batch.number - 1]
+        batch_input = self.module.batch_input(self.context, batch, earlier)
+
+        def build(attempt: int, retry: Retry | None) -> Request:
+            return build_request(
+                self.phase,
+                self.course,
+                model,
+                batch,
+                len(self.plan),
+                batch_input,
+                attempt,
+                options.max_attempts,
+                retry,
+                cache_ttl=options.cache_ttl,
+                on_started=on_started,
+            )
+
+        def record(request: Request, attempt: AttemptRecord, timings: dict[str, Any]) -> None:
+            self._record(provider, request, attempt, timings, model)
+
+        self.progress.batch_started(number, batch.number)
+        outcome = run_attempts(
+            provider,
+            build,
+            lambda answer: self.judge(batch, answer),
+            batch.number,
+            options.max_attempts,
+            options.retry,
+            record,
+            gate,
+        )
+        if outcome.body is None:
+            self.progress.batch_finished(
+                number, batch.number, "failed", errors=len(outcome.last_issues)
+            )
+            return outcome
+        self.store.stage(batch.number, batch.seed_ids, outcome.body)
+        self.progress.batch_finished(number, batch.number, "staged")
+        return outcome
+
+    def _record(
+        self,
+        provider: Provider,
+        request: Request,
+        attempt: AttemptRecord,
+        timings: dict[str, Any],
+        model: str,
+    ) -> None:
+        """Write the attempt's transcript and update progress (tokens, cost, errors)."""
+        answer = attempt.answer
+        usage = answer.usage if answer is not None else Usage()
+        cost = cost_usd(usage, model)
+        issues = [i.to_dict() for i in attempt.issues]
+        self.store.write_transcript(
+            request.meta.batch,
+            attempt.attempt,
+            {
+                "schema_version": TRANSCRIPT_VERSION,
+                "course": self.course.code,
+                "phase": self.phase.number,
+                "batch": request.meta.batch,
+                "attempt": attempt.attempt,
+                "provider": provider.name,
+                "model": model,
+                "prefix_sha256": request.prefix_sha256,
+                "request": request.to_dict(),
+                "answer": answer.to_dict() if answer else None,
+                "transport_retries": attempt.transport_retries,
+                "cost_usd": cost,
+                **timings,
+                "validation": {"valid": attempt.is_valid, "issues": issues},
+            },
+        )
+        errors = sorted(issues, key=lambda i: i["severity"] != ERROR)[:MAX_PROGRESS_ERRORS]
+        blocking = [i for i in errors if i["severity"] == ERROR]
+        self.progress.attempt_done(
+            self.phase.number, request.meta.batch, attempt.attempt, usage, cost, blocking
+        )
