@@ -197,3 +197,33 @@ def print_failures(console: Console, progress: dict[str, Any]) -> None:
             )
             for issue in entry["last_errors"][:5]:
                 console.print(f"    ✗ [dim]{issue['rule']}[/] {escape(issue['message'])}")
+
+
+def print_plan(console: Console, plan: Any) -> None:
+    """Per phase: batches to run, tokens and cost; per batch too when there is one phase."""
+    phases = sorted(plan.merged)
+    table = Table(
+        title=f"{plan.course}: plan with {plan.model} via {plan.via}", box=box.SIMPLE_HEAD
+    )
+    for header in ("phase", "batch", "seeds", "input", "cache write", "cache read", "output",
+                   "cost"):  # fmt: skip
+        table.add_column(header, no_wrap=True, justify="right" if header != "phase" else "left")
+    for number in phases:
+        rows = [b for b in plan.batches if b.phase == number]
+        if len(phases) == 1:
+            for item in rows:
+                table.add_row(str(number), str(item.batch), f"{item.first_seed}–{item.last_seed}",
+                              *_usage_cells(item.usage), f"${item.cost_usd:.3f}")  # fmt: skip
+        usage, cost = plan.total(number)
+        label = f"{len(rows)} to run" if rows else "all merged"
+        table.add_row(f"[bold]{number}[/]", label, f"{plan.merged[number]} merged",
+                      *_usage_cells(usage), f"[bold]${cost:.2f}[/]")  # fmt: skip
+    console.print(table)
+    usage, cost = plan.total()
+    console.print(f"total: {_k(usage.output_tokens)} output tokens, ${cost:.2f} "
+                  "(4 characters a token; retries not included)", style="dim")  # fmt: skip
+
+
+def _usage_cells(usage: Any) -> tuple[str, str, str, str]:
+    return (_k(usage.input_tokens), _k(usage.cache_creation_input_tokens),
+            _k(usage.cache_read_input_tokens), _k(usage.output_tokens))  # fmt: skip

@@ -13,7 +13,7 @@ from freshbatch.files import shown
 from freshbatch.gate import RateGate
 from freshbatch.issues import ERROR, Issue, Reporter
 from freshbatch.phases import PhaseDef
-from freshbatch.pricing import cost_usd
+from freshbatch.pricing import Pricing
 from freshbatch.progress import Progress
 from freshbatch.prompts import Retry, build_request, system_blocks
 from freshbatch.providers import Provider, Request, Usage
@@ -46,11 +46,13 @@ class PhaseRun:
         phase: PhaseDef,
         course: Course,
         progress: Progress,
+        pricing: Pricing | None = None,
     ) -> None:
         self.phase = phase
         self.phases = phases
         self.course = course
         self.progress = progress
+        self.pricing = pricing or Pricing()
         self.context: PhaseContext = load_context(workspace, phase, course, phases)
         self.plan = self.context.plan
         self.module = phase.module
@@ -72,7 +74,7 @@ class PhaseRun:
             raise InputError(
                 f"{where}: not a valid {self.phase.key} file: {report.issues[0].message}"
             )
-        covered = self.module.merged_seed_ids(doc)
+        covered = self.module.merged_seed_ids(doc, self.plan.seed_ids)
         merged = complete_batches(covered, self.plan, where)
         checker = make_checker(self.context)
         bodies = checker.split(doc, report)
@@ -122,7 +124,11 @@ class PhaseRun:
         doc = self.context.inputs.get(self.phase.input_file)
         need = self.plan.seed_ids[: self.plan.seed_ids.index(batch.last_seed) + 1]
         producer = self.phases.get(self.phase.requires or 0)
-        covered = set(producer.module.merged_seed_ids(doc)) if producer and doc else set()
+        covered = (
+            set(producer.module.merged_seed_ids(doc, self.plan.seed_ids))
+            if producer and doc
+            else set()
+        )
         if doc is None or not set(need) <= covered:
             step = f"run phase{producer.number} first" if producer else "add it first"
             return (
@@ -243,7 +249,7 @@ class PhaseRun:
         """Write the attempt's transcript and update progress (tokens, cost, errors)."""
         answer = attempt.answer
         usage = answer.usage if answer is not None else Usage()
-        cost = cost_usd(usage, model)
+        cost = self.pricing.cost(usage, model, cache_ttl=request.cache_ttl)
         issues = [i.to_dict() for i in attempt.issues]
         self.store.write_transcript(
             request.meta.batch,

@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from freshbatch.errors import InputError
-from freshbatch.files import read_json, read_yaml, shown
+from freshbatch.files import read_json, read_text, read_yaml, shown
 from freshbatch.issues import RuleInfo
 from freshbatch.workspace import SEVERITIES, Course, Workspace
 
@@ -37,6 +37,7 @@ _PHASE_KEYS = {
     "max_tokens",
     "rules",
     "data",
+    "estimate",
 }
 
 
@@ -57,6 +58,7 @@ class PhaseDef:
     max_tokens: int
     rules: dict[str, RuleInfo]
     data: dict[str, Any] = field(default_factory=dict)
+    estimate: dict[str, float] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -75,10 +77,7 @@ class PhaseDef:
         return _import_module(self.module_ref, self.folder)
 
     def intelligence(self) -> str:
-        try:
-            return self.intelligence_path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"{shown(self.intelligence_path)}: cannot read: {exc}") from exc
+        return read_text(self.intelligence_path)
 
 
 def _load_schema(path: Path) -> dict[str, Any]:
@@ -173,6 +172,7 @@ def parse_phase(workspace: Workspace, config: Path) -> PhaseDef:
         max_tokens=int(raw.get("max_tokens", 16000)),
         rules=_parse_rules(raw["rules"], where),
         data=dict(raw.get("data") or {}),
+        estimate={str(k): float(v) for k, v in (raw.get("estimate") or {}).items()},
     )
 
 

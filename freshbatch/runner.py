@@ -13,6 +13,7 @@ from freshbatch.gate import RateGate
 from freshbatch.issues import ERROR
 from freshbatch.phase_run import AttemptOptions, PhaseRun
 from freshbatch.phases import PhaseDef, load_phases, resolve_phase
+from freshbatch.pricing import Pricing
 from freshbatch.progress import Progress, ReadOnlyProgress
 from freshbatch.prompts import build_request
 from freshbatch.providers import PROVIDER_NAMES, ProviderConfig, Request, make_provider
@@ -129,7 +130,11 @@ def run(
             }  # fmt: skip
         )
         try:
-            runs = {n: PhaseRun(workspace, phases, phases[n], course, progress) for n in numbers}
+            pricing = Pricing.with_overrides(workspace.settings().prices)
+            runs = {
+                n: PhaseRun(workspace, phases, phases[n], course, progress, pricing)
+                for n in numbers
+            }
             attempt_options = AttemptOptions(options.max_attempts, options.retry, options.cache_ttl)
             scheduler = Scheduler(
                 runs, provider, model, attempt_options, progress, gate, concurrency, options.batches

@@ -22,7 +22,6 @@ from freshbatch.errors import InputError
 from freshbatch.gate import RateGate
 from freshbatch.issues import Issue
 from freshbatch.phase_run import AttemptOptions, PhaseRun
-from freshbatch.pricing import cost_usd, min_cache_tokens
 from freshbatch.progress import Progress
 from freshbatch.providers import Provider, Usage
 
@@ -183,7 +182,9 @@ class Scheduler:
         usage = total_usage(outcome)
         result.ran.append(batch)
         result.usage = result.usage + usage
-        result.cost_usd = round(result.cost_usd + cost_usd(usage, self.model), 6)
+        pricing = self.runs[phase].pricing
+        cost = pricing.cost(usage, self.model, cache_ttl=self.options.cache_ttl)
+        result.cost_usd = round(result.cost_usd + cost, 6)
 
     def _propagate(self, upstream: PhaseRun) -> None:
         """Give later phases the newly merged file of `upstream` as their input."""
@@ -203,7 +204,7 @@ class Scheduler:
             return
         usage = answer.usage
         prefix = self.runs[phase].prefix_tokens_estimate()
-        minimum = min_cache_tokens(self.model)
+        minimum = self.runs[phase].pricing.min_cache_tokens(self.model)
         if prefix < minimum:
             self.progress.warn(
                 phase,

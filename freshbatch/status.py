@@ -42,7 +42,8 @@ def merged_batch_count(course: Course, phase: PhaseDef, plan: BatchPlan) -> int:
     doc = store.read_merged()
     if doc is None:
         return 0
-    return complete_batches(phase.module.merged_seed_ids(doc), plan, shown(store.merged_path))
+    covered = phase.module.merged_seed_ids(doc, plan.seed_ids)
+    return complete_batches(covered, plan, shown(store.merged_path))
 
 
 def _is_alive(pid: Any) -> bool:

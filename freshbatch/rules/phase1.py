@@ -197,7 +197,7 @@ def merge(
     return doc
 
 
-def merged_seed_ids(doc: dict[str, Any]) -> list[str]:
+def merged_seed_ids(doc: dict[str, Any], seed_ids: Sequence[str]) -> list[str]:
     """The seeds a merged seed_pairs.json covers."""
     return list(doc.get("translations", {}))
 

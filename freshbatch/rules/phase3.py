@@ -404,7 +404,7 @@ def merge(
     return doc
 
 
-def merged_seed_ids(doc: dict[str, Any]) -> list[str]:
+def merged_seed_ids(doc: dict[str, Any], seed_ids: Sequence[str]) -> list[str]:
     """The seeds a merged lego_pairs.json covers."""
     return [seed["seed_id"] for seed in doc.get("seeds", [])]
 

@@ -369,12 +369,16 @@ def merge(
     return doc
 
 
-def merged_seed_ids(doc: dict[str, Any]) -> list[str]:
-    """The seeds a merged lego_baskets.json covers: seeds_processed, else the basket keys'."""
+def merged_seed_ids(doc: dict[str, Any], seed_ids: Sequence[str]) -> list[str]:
+    """The seeds a merged lego_baskets.json covers: every seed of the course up to the last
+    one it mentions (in seeds_processed or a basket key), since seeds without new LEGOs
+    have no basket."""
+    mentioned = {key[:5] for key in doc.get("baskets", {})}
     processed = doc.get("seeds_processed")
     if isinstance(processed, list):
-        return [str(s) for s in processed]
-    return list(dict.fromkeys(key[:5] for key in doc.get("baskets", {})))
+        mentioned |= {str(s) for s in processed}
+    last = max((i for i, s in enumerate(seed_ids) if s in mentioned), default=-1)
+    return list(seed_ids[: last + 1]) + sorted(mentioned - set(seed_ids))
 
 
 def describe(body: dict[str, Any]) -> str:
