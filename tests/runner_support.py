@@ -163,7 +163,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def merged_ids(workspace: Workspace, phase: int, doc: dict[str, Any]) -> list[str]:
     from freshbatch.phases import load_phases
 
-    return list(load_phases(workspace)[phase].module.merged_seed_ids(doc))
+    seed_ids = workspace.load_course(DEMO).plan().seed_ids
+    return list(load_phases(workspace)[phase].module.merged_seed_ids(doc, seed_ids))
 
 
 _PINNED: dict[str, dict[str, bytes]] = {}
