@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
@@ -23,6 +23,7 @@ from freshbatch.issues import ERROR, Issue
 from freshbatch.prompts import Retry
 from freshbatch.providers import Answer, Provider, Request, Usage
 
+T = TypeVar("T")
 RATE_LIMITS = (429, 529)
 Judge = Callable[[dict[str, Any]], tuple[dict[str, Any], list[Issue]]]
 BuildRequest = Callable[[int, Retry | None], Request]
@@ -97,10 +98,10 @@ def wait_seconds(policy: RetryPolicy, state: RetryCallState) -> float:
     return min(backoff, policy.max_seconds) * random.uniform(0.5, 1.0)
 
 
-def call_provider(
-    provider: Provider, request: Request, policy: RetryPolicy, gate: RateGate
-) -> tuple[Answer, int]:
-    """provider.complete with transport retries; returns the answer and how many retries.
+def with_retries(
+    action: Callable[[], T], label: str, policy: RetryPolicy, gate: RateGate
+) -> tuple[T, int]:
+    """action() with transport retries; returns its result and how many retries it took.
 
     Rate limits (429, 529) close the shared gate, so every worker waits out retry-after;
     other transport faults back off in this worker only.
@@ -129,13 +130,21 @@ def call_provider(
         reraise=True,
     )
     try:
-        answer = retrying(provider.complete, request)
+        result = retrying(action)
     except TransientError as exc:
         raise ProviderError(
-            f"{provider.name}: gave up after {retries} transport retries: {exc}; "
+            f"{label}: gave up after {retries} transport retries: {exc}; "
             "the run can be resumed later"
         ) from exc
     gate.succeeded()
+    return result, retries
+
+
+def call_provider(
+    provider: Provider, request: Request, policy: RetryPolicy, gate: RateGate
+) -> tuple[Answer, int]:
+    """provider.complete with transport retries (see with_retries)."""
+    answer, retries = with_retries(lambda: provider.complete(request), provider.name, policy, gate)
     request.notify_started()
     return answer, retries
 

@@ -14,13 +14,16 @@ from freshbatch.console import (
     RunDisplay,
     make_console,
     print_failures,
+    print_plan,
     print_report,
     print_rules,
     print_summary,
 )
 from freshbatch.errors import FreshbatchError, InputError
 from freshbatch.phases import load_phases
+from freshbatch.planning import plan_phase
 from freshbatch.runner import RunOptions, dry_run, prompt_request, raise_if_failed, run
+from freshbatch.server import DEFAULT_HOST, DEFAULT_PORT, serve
 from freshbatch.status import course_status
 from freshbatch.validation import validate_phase
 from freshbatch.workspace import DEFAULT_MODEL, find_workspace
@@ -66,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="attempts in flight at once (default: freshbatch.yaml concurrency, else 1)",
     )
     run.add_argument("--max-attempts", type=int, default=3, help="attempts per batch (default 3)")
+    run.add_argument(
+        "--via", choices=("messages", "batches"), default="messages",
+        help="messages: one request per attempt (default); batches: Message Batches, one "
+        "per round, half price, results within hours",
+    )  # fmt: skip
+    run.add_argument("--poll-seconds", type=float, default=30.0,
+                     help="--via batches: seconds between status polls (30)")  # fmt: skip
     run.add_argument("--dry-run", action="store_true", help="show what would run; call nothing")
     run.add_argument(
         "--command",
@@ -80,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--timeout", type=float, default=600.0, help="seconds per request (600)")
 
+    plan = commands.add_parser("plan", help="batches, tokens and cost to expect, before any run")
+    plan.add_argument("phase", help="phase1, phase3, phase5 (or 1, 3, 5), or all")
+    plan.add_argument("course", help="course code")
+    plan.add_argument("--model", help="model name (prices come from it)")
+    plan.add_argument(
+        "--via", choices=("messages", "batches"), default="messages",
+        help="price for the Messages API (default) or Message Batches (half price, 1h cache)",
+    )  # fmt: skip
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+
     status = commands.add_parser("status", help="show a course's progress")
     status.add_argument("course", help="course code")
     status.add_argument("--json", action="store_true", help="print progress.json")
@@ -93,6 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     rules = commands.add_parser("rules", help="list every phase's rules and default severities")
     rules.add_argument("phase", nargs="?", help="only this phase")
+
+    page = commands.add_parser("serve", help="serve the read-only status page in the browser")
+    page.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
+    )
+    page.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to bind (default {DEFAULT_HOST}; any other is reachable from the network)",
+    )
     return parser
 
 
@@ -159,6 +189,8 @@ def run_options(args: argparse.Namespace, batches: int | None) -> RunOptions:
         replay_dir=args.replay_dir,
         timeout=args.timeout,
         concurrency=args.concurrency,
+        via=args.via,
+        poll_seconds=args.poll_seconds,
     )
 
 
@@ -179,6 +211,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             print_summary(console, display.progress.state)
             print_failures(console, display.progress.state)
     raise_if_failed(result)
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    plan = plan_phase(find_workspace(args.root), args.phase, args.course, args.model, args.via)
+    if args.json:
+        print(json.dumps(plan.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print_plan(make_console(), plan)
     return 0
 
 
@@ -214,12 +255,19 @@ def cmd_prompt(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    serve(find_workspace(args.root), args.host, args.port)
+    return 0
+
+
 COMMANDS = {
     "validate": cmd_validate,
     "run": cmd_run,
+    "plan": cmd_plan,
     "status": cmd_status,
     "prompt": cmd_prompt,
     "rules": cmd_rules,
+    "serve": cmd_serve,
 }
 
 

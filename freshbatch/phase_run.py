@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,6 +186,25 @@ class PhaseRun:
             if number <= len(self.bodies):  # merged before a crash removed the staged copy
                 self.store.drop_staged(number)
 
+    def batch_input(self, batch: Batch) -> dict[str, Any]:
+        return dict(self.module.batch_input(self.context, batch, self.bodies[: batch.number - 1]))
+
+    def request(
+        self,
+        model: str,
+        batch: Batch,
+        batch_input: dict[str, Any],
+        attempt: int,
+        options: AttemptOptions,
+        retry: Retry | None = None,
+        on_started: Callable[[], None] | None = None,
+    ) -> Request:
+        """The request for one attempt of one batch."""
+        return build_request(
+            self.phase, self.course, model, batch, len(self.plan), batch_input, attempt,
+            options.max_attempts, retry, cache_ttl=options.cache_ttl, on_started=on_started,
+        )  # fmt: skip
+
     def run_batch(
         self,
         provider: Provider,
@@ -197,26 +216,13 @@ class PhaseRun:
     ) -> BatchOutcome:
         """Attempts for one batch (in a worker thread); a valid answer is staged."""
         number = self.phase.number
-        earlier = self.bodies[: batch.number - 1]
-        batch_input = self.module.batch_input(self.context, batch, earlier)
+        batch_input = self.batch_input(batch)
 
         def build(attempt: int, retry: Retry | None) -> Request:
-            return build_request(
-                self.phase,
-                self.course,
-                model,
-                batch,
-                len(self.plan),
-                batch_input,
-                attempt,
-                options.max_attempts,
-                retry,
-                cache_ttl=options.cache_ttl,
-                on_started=on_started,
-            )
+            return self.request(model, batch, batch_input, attempt, options, retry, on_started)
 
         def record(request: Request, attempt: AttemptRecord, timings: dict[str, Any]) -> None:
-            self._record(provider, request, attempt, timings, model)
+            self.record(provider.name, request, attempt, timings, model)
 
         self.progress.batch_started(number, batch.number)
         outcome = run_attempts(
@@ -229,27 +235,32 @@ class PhaseRun:
             record,
             gate,
         )
-        if outcome.body is None:
-            self.progress.batch_finished(
-                number, batch.number, "failed", errors=len(outcome.last_issues)
-            )
-            return outcome
-        self.store.stage(batch.number, batch.seed_ids, outcome.body)
-        self.progress.batch_finished(number, batch.number, "staged")
+        self.finish(batch, outcome.body, outcome.last_issues)
         return outcome
 
-    def _record(
+    def finish(self, batch: Batch, answer: dict[str, Any] | None, issues: Sequence[Issue]) -> None:
+        """Stage a valid answer, or mark the batch failed."""
+        if answer is None:
+            self.progress.batch_finished(
+                self.phase.number, batch.number, "failed", errors=len(issues)
+            )
+            return
+        self.store.stage(batch.number, batch.seed_ids, answer)
+        self.progress.batch_finished(self.phase.number, batch.number, "staged")
+
+    def record(
         self,
-        provider: Provider,
+        provider_name: str,
         request: Request,
         attempt: AttemptRecord,
         timings: dict[str, Any],
         model: str,
+        batch: bool = False,
     ) -> None:
         """Write the attempt's transcript and update progress (tokens, cost, errors)."""
         answer = attempt.answer
         usage = answer.usage if answer is not None else Usage()
-        cost = self.pricing.cost(usage, model, cache_ttl=request.cache_ttl)
+        cost = self.pricing.cost(usage, model, batch=batch, cache_ttl=request.cache_ttl)
         issues = [i.to_dict() for i in attempt.issues]
         self.store.write_transcript(
             request.meta.batch,
@@ -260,7 +271,7 @@ class PhaseRun:
                 "phase": self.phase.number,
                 "batch": request.meta.batch,
                 "attempt": attempt.attempt,
-                "provider": provider.name,
+                "provider": provider_name,
                 "model": model,
                 "prefix_sha256": request.prefix_sha256,
                 "request": request.to_dict(),

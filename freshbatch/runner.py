@@ -11,12 +11,13 @@ from freshbatch.attempts import RetryPolicy
 from freshbatch.errors import InputError, ValidationFailed
 from freshbatch.gate import RateGate
 from freshbatch.issues import ERROR
+from freshbatch.msgbatches import MessageBatchRun
 from freshbatch.phase_run import AttemptOptions, PhaseRun
 from freshbatch.phases import PhaseDef, load_phases, resolve_phase
 from freshbatch.pricing import Pricing
 from freshbatch.progress import Progress, ReadOnlyProgress
 from freshbatch.prompts import build_request
-from freshbatch.providers import PROVIDER_NAMES, ProviderConfig, Request, make_provider
+from freshbatch.providers import PROVIDER_NAMES, Provider, ProviderConfig, Request, make_provider
 from freshbatch.scheduler import PhaseResult, Scheduler
 from freshbatch.status import merged_batch_count
 from freshbatch.store import check_plan_record, course_lock, record_plan
@@ -42,6 +43,8 @@ class RunOptions:
     concurrency: int | None = None  # None: the workspace default (freshbatch.yaml), else 1
     max_consecutive_pauses: int = 10
     cache_ttl: str | None = None
+    via: str = "messages"  # or "batches": Message Batches, round by round
+    poll_seconds: float = 30.0
 
 
 @dataclass
@@ -136,10 +139,15 @@ def run(
                 for n in numbers
             }
             attempt_options = AttemptOptions(options.max_attempts, options.retry, options.cache_ttl)
-            scheduler = Scheduler(
-                runs, provider, model, attempt_options, progress, gate, concurrency, options.batches
-            )
-            result.phases = scheduler.run()
+            if options.via == "batches":
+                result.phases = _run_message_batches(runs, provider, model, attempt_options,
+                                                     gate, options)  # fmt: skip
+            else:
+                scheduler = Scheduler(
+                    runs, provider, model, attempt_options, progress, gate, concurrency,
+                    options.batches,
+                )  # fmt: skip
+                result.phases = scheduler.run()
             if not result.ok:
                 status = "failed"
             elif all(p.merged == p.total for p in result.phases):
@@ -150,6 +158,35 @@ def run(
             if callable(close):
                 close()
     return result
+
+
+def _run_message_batches(
+    runs: dict[int, PhaseRun], provider: Provider, model: str, options: AttemptOptions,
+    gate: RateGate, run_options: RunOptions,
+) -> list[PhaseResult]:  # fmt: skip
+    """Phases one after another, each round by round through Message Batches."""
+    results: list[PhaseResult] = []
+    for phase_run in runs.values():
+        if results and (results[-1].failed or results[-1].merged < results[-1].total):
+            phase_run.start()  # an earlier phase is not complete: this one waits
+            results.append(PhaseResult(phase_run.phase.number, len(phase_run.plan),
+                                       merged=len(phase_run.bodies)))  # fmt: skip
+            continue
+        if results:
+            _refresh_input(phase_run, runs)
+        run = MessageBatchRun(phase_run, provider, model, options, gate,
+                              run_options.poll_seconds, run_options.batches)  # fmt: skip
+        results.append(run.run())
+    return results
+
+
+def _refresh_input(phase_run: PhaseRun, runs: dict[int, PhaseRun]) -> None:
+    for upstream in runs.values():
+        if (
+            upstream.merged_doc is not None
+            and phase_run.phase.input_file == upstream.phase.output_file
+        ):
+            phase_run.context.inputs[upstream.phase.output_file] = upstream.merged_doc
 
 
 def failed_message(result: RunResult) -> str:

@@ -63,6 +63,56 @@ class AnthropicProvider:
         except httpx2.TransportError as exc:  # raised while reading a stream already under way
             raise TransientError(f"anthropic: stream broke off: {type(exc).__name__}") from exc
 
+    # --- Message Batches ----------------------------------------------------------------
+
+    supports_batches = True
+
+    def submit_batch(self, requests: list[tuple[str, Request]]) -> str:
+        """Create one Message Batch of (custom_id, request); returns its id."""
+        items = [{"custom_id": cid, "params": _params(request)} for cid, request in requests]
+        batch = self._call(lambda client: client.messages.batches.create(requests=items))
+        return str(batch.id)
+
+    def batch_status(self, batch_id: str) -> str:
+        """The batch's processing_status: in_progress, canceling or ended."""
+        batch = self._call(lambda client: client.messages.batches.retrieve(batch_id))
+        return str(batch.processing_status)
+
+    def batch_results(self, batch_id: str) -> dict[str, Answer | str]:
+        """custom_id -> Answer for succeeded requests, or a one-line reason for the others."""
+
+        def fetch(client: anthropic.Anthropic) -> dict[str, Answer | str]:
+            found: dict[str, Answer | str] = {}
+            for item in client.messages.batches.results(batch_id):
+                result = item.result
+                if result.type == "succeeded":
+                    found[item.custom_id] = _answer(result.message, 0.0, None, None)
+                elif result.type == "errored":
+                    error = getattr(result.error, "error", None)
+                    detail = getattr(error, "message", "") or getattr(error, "type", "")
+                    found[item.custom_id] = _redact(f"errored: {detail}", self._key)
+                else:
+                    found[item.custom_id] = str(result.type)
+            return found
+
+        results: dict[str, Answer | str] = self._call(fetch)
+        return results
+
+    def _call(self, action: Any) -> Any:
+        """Run one SDK call, translating its failures like complete() does."""
+        import anthropic
+        import httpx2
+
+        client = self._connect()
+        try:
+            return action(client)
+        except anthropic.APIStatusError as exc:
+            raise self._status_error(exc, "") from None
+        except anthropic.APIConnectionError as exc:
+            raise TransientError("anthropic: connection failed or timed out") from exc
+        except httpx2.TransportError as exc:
+            raise TransientError(f"anthropic: transfer broke off: {type(exc).__name__}") from exc
+
     def close(self) -> None:
         """Close the HTTP connection pool (a later complete() opens a new one)."""
         with self._lock:
