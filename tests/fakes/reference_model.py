@@ -69,15 +69,29 @@ class ReferenceModel:
 
     def phase5(self, seeds: list[str], data: dict[str, Any], repair: set[str] | None) -> Any:
         baskets = self.doc("lego_baskets.json")["baskets"]
+        by_text = self._baskets_by_text()
         legos = {lego["id"]: lego["lego"] for s in data["seeds"] for lego in s["legos"]}
         out = {}
         for lego_id in data["baskets_to_write"]:
-            basket = baskets.get(lego_id, {"practice_phrases": []})
+            lego = legos[lego_id]
+            basket = baskets.get(lego_id)
+            if basket is None or basket["lego"]["target"] != lego["target"]:
+                # ids may differ from the reference's (LEGOs renumbered): match by text
+                basket = by_text.get((lego_id[:5], lego["target"]), {"practice_phrases": []})
             phrases = list(basket["practice_phrases"])
             if repair is not None and (lego_id in repair or lego_id[:5] in repair):
-                phrases = [dict(legos[lego_id])]  # the bare LEGO always passes the gate
-            out[lego_id] = {"lego": legos[lego_id], "practice_phrases": phrases[:10]}
+                phrases = [dict(lego)]  # the bare LEGO always passes the gate
+            out[lego_id] = {"lego": lego, "practice_phrases": phrases[:10]}
         return {"baskets": out}
+
+    def _baskets_by_text(self) -> dict[tuple[str, str], Any]:
+        if "_by_text" not in self._docs:
+            baskets = self.doc("lego_baskets.json")["baskets"]
+            self._docs["_by_text"] = {
+                (key[:5], basket["lego"]["target"]): basket for key, basket in baskets.items()
+            }
+        by_text: dict[tuple[str, str], Any] = self._docs["_by_text"]
+        return by_text
 
     def break_answer(self, phase: int, answer: Any) -> Any:
         """Spoil a first attempt so the validator rejects it."""
