@@ -48,7 +48,8 @@ class RateGate:
     def pause(self, seconds: float, status: int | None) -> None:
         """Close the gate for everyone for `seconds` (extends, never shortens, a pause)."""
         with self._condition:
-            self._pauses += 1
+            if self._until <= time.monotonic():  # 429s of requests already in flight during
+                self._pauses += 1  # a pause are the same rate limit, not another one
             if self._pauses > self.max_pauses:
                 self._aborted = (
                     f"rate limited {self._pauses - 1} times in a row (last: HTTP {status}); "

@@ -141,11 +141,21 @@ class MessageBatchRun:
         return round_
 
     def _request(self, batch: Batch, attempt: int) -> Request:
-        """The request of one attempt; a retry carries the previous attempt's transcript."""
+        """The request of one attempt; a retry resends attempt 1's first user turn as it was
+        and carries the previous attempt's answer and issues, all from the transcripts."""
         retry = self._retry_from_transcript(batch.number, attempt - 1) if attempt > 1 else None
+        first = self._first_message(batch.number) if attempt > 1 else None
+        batch_input = {} if first else self.phase_run.batch_input(batch)
         return self.phase_run.request(
-            self.model, batch, self.phase_run.batch_input(batch), attempt, self.options, retry
+            self.model, batch, batch_input, attempt, self.options, retry, first_message=first
         )
+
+    def _first_message(self, batch: int) -> str | None:
+        path = self.phase_run.store.transcript_path(batch, 1)
+        if not path.is_file():
+            return None
+        messages = read_json(path).get("request", {}).get("messages", [])
+        return str(messages[0]["content"]) if messages else None
 
     def _retry_from_transcript(self, batch: int, attempt: int) -> Retry | None:
         path = self.phase_run.store.transcript_path(batch, attempt)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from freshbatch.attempts import AttemptRecord, BatchOutcome, RetryPolicy, run_attempts
 from freshbatch.batching import Batch
 from freshbatch.errors import InputError
-from freshbatch.files import shown
+from freshbatch.files import dump_merged, encode_items, shown
 from freshbatch.gate import RateGate
 from freshbatch.issues import ERROR, Issue, Reporter
 from freshbatch.phases import PhaseDef
@@ -59,6 +60,14 @@ class PhaseRun:
         self.store = PhaseStore(course, phase.number, phase.output_file)
         self.header, self.bodies = self._load_merged()
         self.merged_doc: dict[str, Any] | None = None  # set at each merge, for later phases
+        self._items: list[str] = []  # the merged body's items, encoded once each
+        for body in self.bodies:
+            self._items += encode_items(body[self.module.BODY_KEY])
+        self._judged: dict[int, tuple[tuple[int, int], dict[str, Any]]] = {}
+        self._reach: tuple[dict[str, Any], int] | None = None
+        # a checker of merged batches 1..m, and the input document it was built on
+        self._state: tuple[int, Checker, Any] | None = None
+        self._state_lock = threading.Lock()
         self._sync_progress()
 
     # --- state from disk ------------------------------------------------------------------
@@ -98,12 +107,21 @@ class PhaseRun:
                 self.progress.set_batch_status(self.phase.number, batch.number, "pending")
 
     def _checker(self, before: int | None = None) -> Checker:
-        """A checker holding the state of merged batches 1..before-1."""
-        checker = make_checker(self.context)
+        """A fresh checker holding the state of merged batches 1..before-1.
+
+        Built by cloning a kept checker advanced batch by batch, not by absorbing every
+        merged batch again for each attempt.
+        """
         limit = len(self.bodies) if before is None else min(before - 1, len(self.bodies))
-        for batch, body in zip(self.plan.batches[:limit], self.bodies[:limit], strict=True):
-            checker.absorb(body, batch)
-        return checker
+        source = self.context.inputs.get(self.phase.input_file or "")
+        with self._state_lock:
+            if self._state is None or self._state[0] > limit or self._state[2] is not source:
+                self._state = (0, make_checker(self.context), source)  # the input changed
+            done, checker, _ = self._state
+            for number in range(done, limit):
+                checker.absorb(self.bodies[number], self.plan.batches[number])
+            self._state = (limit, checker, source)
+            return checker.clone()
 
     # --- judging, staging, merging --------------------------------------------------------
 
@@ -112,24 +130,36 @@ class PhaseRun:
         report = Reporter(self.phase.rules, self.course.rules, batch.number)
         if check_schema(self.phase.batch_schema, answer, report, limit=MAX_PROGRESS_ERRORS * 2):
             return answer, report.issues
+        version = self._state_version(batch)
         checker = self._checker(batch.number)
         body: dict[str, Any] = self.module.complete(self.context, batch, answer, checker)
         checker.check(body, batch, report)
+        if not report.has_errors:
+            self._judged[batch.number] = (version, body)
         return body, report.issues
+
+    def _state_version(self, batch: Batch) -> tuple[int, int]:
+        """What a judgement of `batch` depends on: merged batches before it, the input."""
+        merged = min(batch.number - 1, len(self.bodies))
+        return merged, id(self.context.inputs.get(self.phase.input_file or ""))
+
+    def _judge_for_merge(
+        self, batch: Batch, staged: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[Issue]]:
+        """The judgement made when the answer came, if nothing it depends on changed since."""
+        known = self._judged.pop(batch.number, None)
+        if known is not None and known[0] == self._state_version(batch):
+            return known[1], []
+        return self.judge(batch, staged)
 
     def is_ready(self, batch: Batch) -> str | None:
         """None when the phase's input covers batches 1..k, else why not."""
         if self.phase.input_file is None:
             return None
         doc = self.context.inputs.get(self.phase.input_file)
-        need = self.plan.seed_ids[: self.plan.seed_ids.index(batch.last_seed) + 1]
         producer = self.phases.get(self.phase.requires or 0)
-        covered = (
-            set(producer.module.merged_seed_ids(doc, self.plan.seed_ids))
-            if producer and doc
-            else set()
-        )
-        if doc is None or not set(need) <= covered:
+        position = self.plan.position(batch.last_seed)
+        if doc is None or position is None or position >= self._input_reach(doc, producer):
             step = f"run phase{producer.number} first" if producer else "add it first"
             return (
                 f"{self.phase.key} batch {batch.number} needs {self.phase.input_file} through "
@@ -137,15 +167,30 @@ class PhaseRun:
             )
         return None
 
+    def _input_reach(self, doc: dict[str, Any], producer: PhaseDef | None) -> int:
+        """How many leading seeds of the plan the input covers (cached per input document)."""
+        if self._reach is not None and self._reach[0] is doc:
+            return self._reach[1]
+        covered = (
+            set(producer.module.merged_seed_ids(doc, self.plan.seed_ids)) if producer else set()
+        )
+        reach = 0
+        for seed_id in self.plan.seed_ids:
+            if seed_id not in covered:
+                break
+            reach += 1
+        self._reach = (doc, reach)
+        return reach
+
     def merge_ready(self) -> None:
         """Merge staged answers m+1, m+2, ... in order, judged again against the full state."""
         while True:
             number = len(self.bodies) + 1
-            if number > len(self.plan) or number not in self.store.staged_batches():
+            if number > len(self.plan) or not self.store.is_staged(number):
                 return
             batch = self.plan.batch(number)
             staged = self.store.read_staged(number)
-            body, issues = self.judge(batch, staged) if staged is not None else ({}, [])
+            body, issues = self._judge_for_merge(batch, staged) if staged is not None else ({}, [])
             if staged is None or any(i.severity == ERROR for i in issues):
                 self.store.drop_staged(number)
                 self.progress.set_batch_status(self.phase.number, number, "pending")
@@ -160,7 +205,9 @@ class PhaseRun:
                 return
             seeds = self.plan.seed_ids[: self.plan.seed_ids.index(batch.last_seed) + 1]
             doc = self.module.merge(self.context, self.header, [*self.bodies, body], seeds)
-            self.store.write_merged(doc)
+            items = self._items + encode_items(body[self.module.BODY_KEY])
+            self.store.write_merged(dump_merged(doc, self.module.BODY_KEY, items))
+            self._items = items
             self.merged_doc = doc
             self.bodies.append(body)
             self.header = {k: v for k, v in doc.items() if k != self.module.BODY_KEY}
@@ -198,11 +245,13 @@ class PhaseRun:
         options: AttemptOptions,
         retry: Retry | None = None,
         on_started: Callable[[], None] | None = None,
+        first_message: str | None = None,
     ) -> Request:
         """The request for one attempt of one batch."""
         return build_request(
             self.phase, self.course, model, batch, len(self.plan), batch_input, attempt,
             options.max_attempts, retry, cache_ttl=options.cache_ttl, on_started=on_started,
+            first_message=first_message,
         )  # fmt: skip
 
     def run_batch(

@@ -190,7 +190,7 @@ class Progress:
         """Persist progress.json, append the event line, then tell listeners."""
         with self._lock:
             self.refresh()
-            write_json_atomic(self.path, self.state)
+            write_json_atomic(self.path, self.state, durable=False)
             line = json.dumps(
                 {"time": self.state["updated_at"], "event": name, **data}, ensure_ascii=False
             )

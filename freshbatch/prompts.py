@@ -59,13 +59,26 @@ def first_user_message(
         f"{batch.first_seed} to {batch.last_seed} ({len(batch.seed_ids)} seeds) — "
         f"{course.target_name} ({course.target}) for {course.known_name} ({course.known}) speakers."
     )
-    data = json.dumps(batch_input, ensure_ascii=False, indent=1)
+    data = dump_input(batch_input)
     return (
         f"{header}\n\nInput:\n```json\n{data}\n```\n\n"
         f"Return the complete answer for these {len(batch.seed_ids)} seeds now: one JSON object "
         "as the instructions' output contract and the schema above define, bare or in a single "
         "```json fence, with nothing before or after it."
     )
+
+
+def dump_input(data: dict[str, Any]) -> str:
+    """The batch input as JSON: the batch's seeds one per line, each other key on one line."""
+    parts = []
+    for key, value in data.items():
+        name = json.dumps(key, ensure_ascii=False)
+        if key == "seeds" and isinstance(value, list) and value:
+            items = ",\n".join("  " + json.dumps(item, ensure_ascii=False) for item in value)
+            parts.append(f" {name}: [\n{items}\n ]")
+        else:
+            parts.append(f" {name}: {json.dumps(value, ensure_ascii=False)}")
+    return "{\n" + ",\n".join(parts) + "\n}"
 
 
 def feedback_message(issues: Sequence[Issue], attempt: int, max_attempts: int) -> str:
@@ -106,9 +119,14 @@ def build_request(
     retry: Retry | None = None,
     cache_ttl: str | None = None,
     on_started: Callable[[], None] | None = None,
+    first_message: str | None = None,
 ) -> Request:
-    """The request for one attempt: a fresh session, with the previous answer on retries."""
-    messages = [Message("user", first_user_message(phase, course, batch, total, batch_input))]
+    """The request for one attempt: a fresh session, with the previous answer on retries.
+
+    first_message: the first user turn exactly as attempt 1 sent it (retries resend it).
+    """
+    first = first_message or first_user_message(phase, course, batch, total, batch_input)
+    messages = [Message("user", first)]
     if retry is not None:
         messages.append(Message("assistant", retry.answer_text or "(empty answer)"))
         messages.append(Message("user", feedback_message(retry.issues, attempt - 1, max_attempts)))

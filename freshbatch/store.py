@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from filelock import FileLock, Timeout
 
 from freshbatch.batching import BatchPlan
 from freshbatch.errors import InputError, LockedError
-from freshbatch.files import read_json, shown, write_json_atomic
+from freshbatch.files import read_json, shown, write_atomic, write_json_atomic
 from freshbatch.workspace import Course
 
 
@@ -106,6 +106,7 @@ class PhaseStore:
     course: Course
     phase: int
     output_file: str
+    _staged_cache: set[int] | None = field(default=None, repr=False, compare=False)
 
     @property
     def merged_path(self) -> Path:
@@ -133,23 +134,32 @@ class PhaseStore:
             raise InputError(f"{shown(self.merged_path)}: expected a JSON object")
         return doc
 
-    def write_merged(self, doc: dict[str, Any]) -> None:
-        write_json_atomic(self.merged_path, doc)
+    def write_merged(self, text: str) -> None:
+        write_atomic(self.merged_path, text)
 
     def stage(self, batch: int, seed_ids: tuple[str, ...], body: dict[str, Any]) -> None:
         write_json_atomic(
             self.staged_path(batch), {"batch": batch, "seed_ids": list(seed_ids), "body": body}
         )
+        self._staged().add(batch)
 
     def staged_batches(self) -> list[int]:
-        if not self.staging_dir.is_dir():
-            return []
-        numbers = []
-        for path in self.staging_dir.glob("batch_*.json"):
-            stem = path.stem.removeprefix("batch_")
-            if stem.isdigit():
-                numbers.append(int(stem))
-        return sorted(numbers)
+        return sorted(self._staged())
+
+    def is_staged(self, batch: int) -> bool:
+        return batch in self._staged()
+
+    def _staged(self) -> set[int]:
+        """The staged batch numbers: read from disk once, then kept up to date here."""
+        if self._staged_cache is None:
+            numbers: set[int] = set()
+            if self.staging_dir.is_dir():
+                for path in self.staging_dir.glob("batch_*.json"):
+                    stem = path.stem.removeprefix("batch_")
+                    if stem.isdigit():
+                        numbers.add(int(stem))
+            self._staged_cache = numbers
+        return self._staged_cache
 
     def read_staged(self, batch: int) -> dict[str, Any] | None:
         """A staged body, or None if it is missing or unreadable (a crash can leave either)."""
@@ -162,6 +172,7 @@ class PhaseStore:
 
     def drop_staged(self, batch: int) -> None:
         self.staged_path(batch).unlink(missing_ok=True)
+        self._staged().discard(batch)
 
     def remove_temporary_files(self) -> None:
         """Drop temporary files a killed run left behind (the real files are intact)."""
@@ -174,4 +185,4 @@ class PhaseStore:
                     path.unlink(missing_ok=True)
 
     def write_transcript(self, batch: int, attempt: int, transcript: dict[str, Any]) -> None:
-        write_json_atomic(self.transcript_path(batch, attempt), transcript)
+        write_json_atomic(self.transcript_path(batch, attempt), transcript, durable=False)

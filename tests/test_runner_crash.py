@@ -77,9 +77,9 @@ DRIVER = textwrap.dedent("""\
         store.PhaseStore.stage = stage
     elif mode == "merged":  # after the merged file holds batch 2, before its staged copy goes
         real_merged = store.PhaseStore.write_merged
-        def write_merged(self, doc):
-            real_merged(self, doc)
-            if self.phase == 3 and any(s["seed_id"] == "S0021" for s in doc["seeds"]):
+        def write_merged(self, text):
+            real_merged(self, text)
+            if self.phase == 3 and '"seed_id": "S0021"' in text:
                 os.kill(os.getpid(), signal.SIGKILL)
         store.PhaseStore.write_merged = write_merged
     elif mode == "write":
@@ -104,11 +104,12 @@ DRIVER = textwrap.dedent("""\
         def fdopen(fd, *args, **kwargs):
             handle = real_fdopen(fd, *args, **kwargs)
             return Dying(handle) if armed else handle
-        def write_atomic(path, text):
+        def write_atomic(path, text, *rest):
             if path.name == "lego_pairs.json" and '"S0021"' in text:  # the merge of batch 2
                 armed.append(path)
-            real_write(path, text)
+            real_write(path, text, *rest)
         files.write_atomic = write_atomic
+        store.write_atomic = write_atomic  # store calls it directly for merged files
         os.fdopen = fdopen
     from freshbatch import cli
     sys.exit(cli.main(argv))

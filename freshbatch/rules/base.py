@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,10 @@ class Checker(ABC):
 
     def stats(self) -> dict[str, Any]:
         return {}
+
+    def clone(self) -> Checker:
+        """An independent copy of this checker's state (checking mutates the state)."""
+        return copy.deepcopy(self)
 
 
 def seed_number(seed_id: str) -> int:

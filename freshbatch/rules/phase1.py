@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -144,6 +145,11 @@ class PhaseChecker(Checker):
 
     def stats(self) -> dict[str, Any]:
         return {"seeds": self.checked}
+
+    def clone(self) -> PhaseChecker:
+        twin = copy.copy(self)
+        twin.first_target = dict(self.first_target)
+        return twin
 
 
 # --- batch logic used by the runner ------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -313,6 +314,17 @@ class PhaseChecker(Checker):
 
     def stats(self) -> dict[str, Any]:
         return {**self.counts, "known_texts_with_two_targets": len(self.collided)}
+
+    def clone(self) -> PhaseChecker:
+        twin = copy.copy(self)
+        twin.registry = Registry(
+            set(self.registry.pairs),
+            {k: dict(v) for k, v in self.registry.targets.items()},
+            set(self.registry.ids),
+        )
+        twin.counts = dict(self.counts)
+        twin.collided = set(self.collided)
+        return twin
 
 
 def _why_not_exact(seed_tokens: tuple[str, ...], result: Tiling, gaps: str) -> str:

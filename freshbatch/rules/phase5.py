@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,19 @@ class Course:
         return [t for t in tokens(phrase) if self.first_use.get(t, limit + 1) > limit]
 
 
+_INDEX_CACHE: list[tuple[dict[str, Any], Course]] = []
+
+
+def course_index(lego_pairs: dict[str, Any]) -> Course:
+    """The Course index of a lego_pairs document, built once per document object."""
+    for doc, index in _INDEX_CACHE:
+        if doc is lego_pairs:
+            return index
+    index = Course(lego_pairs)
+    _INDEX_CACHE[:] = [(lego_pairs, index), *_INDEX_CACHE[:1]]  # keep the last two
+    return index
+
+
 class PhaseChecker(Checker):
     """Checks basket batches against lego_pairs.json (keys, LEGO text, the vocabulary gate)."""
 
@@ -77,7 +91,7 @@ class PhaseChecker(Checker):
                 f"{self.context.course.code}: phase 5 needs lego_pairs.json; run or "
                 "add phase 3 first"
             )
-        self.course = Course(lego_pairs)
+        self.course = course_index(lego_pairs)
         self.counts = {
             "baskets": 0,
             "phrases": 0,
@@ -276,6 +290,11 @@ class PhaseChecker(Checker):
     def stats(self) -> dict[str, Any]:
         return dict(self.counts)
 
+    def clone(self) -> PhaseChecker:
+        twin = copy.copy(self)  # the Course index is read-only: shared
+        twin.counts = dict(self.counts)
+        return twin
+
 
 def _same(phrase: dict[str, str], pair: dict[str, str]) -> bool:
     return key(phrase["target"]) == key(pair["target"]) and key(phrase["known"]) == key(
@@ -295,7 +314,7 @@ def batch_input(
 ) -> dict[str, Any]:
     """The batch's seeds with their LEGOs, the baskets to write, and the vocabulary so far."""
     lego_pairs = context.inputs["lego_pairs.json"]
-    course = Course(lego_pairs)
+    course = course_index(lego_pairs)
     by_id = {seed["seed_id"]: seed for seed in lego_pairs["seeds"]}
     seeds = [by_id[s] for s in batch.seed_ids]
     start = course.seed_start[batch.first_seed]
