@@ -96,6 +96,14 @@ def run_cli(root: Path, phases: list[str], concurrency: int, url: str) -> tuple[
     return wall, cpu, peak
 
 
+def startup_cpu() -> float:
+    """CPU seconds a runner process spends before its first batch: Python, the imports."""
+    code = "import anthropic, freshbatch.cli, freshbatch.providers.anthropic"
+    process = subprocess.Popen([sys.executable, "-c", code])
+    _, _, usage = os.wait4(process.pid, 0)
+    return usage.ru_utime + usage.ru_stime
+
+
 def ideal_bound(served: Served, concurrency: int, fixed: float, pipelined: bool) -> float:
     """A lower bound on wall time for the requests served, in modelled seconds.
 
@@ -159,7 +167,7 @@ def cost_report(progress: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=0.002, help="modelled seconds x scale")
+    parser.add_argument("--scale", type=float, default=0.004, help="modelled seconds x scale")
     parser.add_argument("--fixed", type=float, default=3.0, help="seconds per request")
     parser.add_argument("--tps", type=float, default=60.0, help="output tokens per second")
     parser.add_argument("--concurrency", default="1,4,16,34")
@@ -170,8 +178,10 @@ def main() -> int:
     levels = [int(c) for c in args.concurrency.split(",")]
     model = ReferenceModel(SHARED / "spa_for_eng")
     print(f"latency model: {args.fixed}s + output tokens / {args.tps} tok/s, time x {args.scale}")
-    print(f"{'mode':<22}{'conc':>5}{'wall s':>9}{'ideal s':>9}{'ratio':>7}"
-          f"{'attempts':>10}{'CPU ms/att':>12}{'peak RSS MB':>13}")  # fmt: skip
+    startup = startup_cpu()
+    print(f"process start-up (Python + imports): {startup * 1000:.0f} ms CPU per process")
+    print(f"{'mode':<22}{'conc':>5}{'wall s':>9}{'ideal s':>9}{'ratio':>7}{'attempts':>10}"
+          f"{'CPU ms/att':>12}{'w/o start-up':>14}{'peak RSS MB':>13}")  # fmt: skip
     last_progress: dict[str, Any] = {}
     for concurrency in levels:
         for mode, phases in (("run all (pipelined)", ["all"]),
@@ -186,8 +196,10 @@ def main() -> int:
             ideal = ideal_bound(served, concurrency, args.fixed, mode.startswith("run all"))
             ideal *= args.scale
             attempts = len(served.calls)
+            net = (cpu - startup * len(phases)) * 1000 / attempts
             print(f"{mode:<22}{concurrency:>5}{wall:>9.2f}{ideal:>9.2f}{wall / ideal:>7.2f}"
-                  f"{attempts:>10}{cpu * 1000 / attempts:>12.1f}{peak / 1024:>13.0f}")  # fmt: skip
+                  f"{attempts:>10}{cpu * 1000 / attempts:>12.1f}{net:>14.1f}"
+                  f"{peak / 1024:>13.0f}")  # fmt: skip
     print(cost_report(last_progress))
     return 0
 

@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="messages: one request per attempt (default); batches: Message Batches, one "
         "per round, half price, results within hours",
     )  # fmt: skip
+    run.add_argument(
+        "--max-pauses", type=int,
+        help="stop after this many rate-limit pauses in a row (default: freshbatch.yaml, else 10)",
+    )  # fmt: skip
     run.add_argument("--poll-seconds", type=float, default=30.0,
                      help="--via batches: seconds between status polls (30)")  # fmt: skip
     run.add_argument("--dry-run", action="store_true", help="show what would run; call nothing")
@@ -172,6 +176,8 @@ def run_options(args: argparse.Namespace, batches: int | None) -> RunOptions:
             raise InputError(f"--batches: {exc}") from None
     if args.concurrency is not None and not 1 <= args.concurrency <= 256:
         raise InputError("--concurrency must be between 1 and 256")
+    if args.max_pauses is not None and args.max_pauses < 1:
+        raise InputError("--max-pauses must be at least 1")
     if not 1 <= args.max_attempts <= 10:
         raise InputError("--max-attempts must be between 1 and 10")
     try:
@@ -190,6 +196,7 @@ def run_options(args: argparse.Namespace, batches: int | None) -> RunOptions:
         timeout=args.timeout,
         concurrency=args.concurrency,
         via=args.via,
+        max_consecutive_pauses=args.max_pauses,
         poll_seconds=args.poll_seconds,
     )
 

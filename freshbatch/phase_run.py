@@ -63,7 +63,7 @@ class PhaseRun:
         self._items: list[str] = []  # the merged body's items, encoded once each
         for body in self.bodies:
             self._items += encode_items(body[self.module.BODY_KEY])
-        self._judged: dict[int, tuple[tuple[int, int], dict[str, Any]]] = {}
+        self._judged: dict[int, tuple[tuple[int, Any], dict[str, Any]]] = {}
         self._reach: tuple[dict[str, Any], int] | None = None
         # a checker of merged batches 1..m, and the input document it was built on
         self._state: tuple[int, Checker, Any] | None = None
@@ -138,18 +138,20 @@ class PhaseRun:
             self._judged[batch.number] = (version, body)
         return body, report.issues
 
-    def _state_version(self, batch: Batch) -> tuple[int, int]:
+    def _state_version(self, batch: Batch) -> tuple[int, Any]:
         """What a judgement of `batch` depends on: merged batches before it, the input."""
         merged = min(batch.number - 1, len(self.bodies))
-        return merged, id(self.context.inputs.get(self.phase.input_file or ""))
+        return merged, self.context.inputs.get(self.phase.input_file or "")
 
     def _judge_for_merge(
         self, batch: Batch, staged: dict[str, Any]
     ) -> tuple[dict[str, Any], list[Issue]]:
         """The judgement made when the answer came, if nothing it depends on changed since."""
         known = self._judged.pop(batch.number, None)
-        if known is not None and known[0] == self._state_version(batch):
-            return known[1], []
+        if known is not None:
+            (merged, source), now = known[0], self._state_version(batch)
+            if merged == now[0] and source is now[1]:  # the same document, not an equal one
+                return known[1], []
         return self.judge(batch, staged)
 
     def is_ready(self, batch: Batch) -> str | None:

@@ -41,7 +41,7 @@ class RunOptions:
     replay_dir: Path | None = None
     timeout: float = 600.0
     concurrency: int | None = None  # None: the workspace default (freshbatch.yaml), else 1
-    max_consecutive_pauses: int = 10
+    max_consecutive_pauses: int | None = None  # None: freshbatch.yaml, else 10
     cache_ttl: str | None = None
     via: str = "messages"  # or "batches": Message Batches, round by round
     poll_seconds: float = 30.0
@@ -119,7 +119,7 @@ def run(
         if listen is not None:
             listen(progress)
         gate = RateGate(
-            options.max_consecutive_pauses,
+            options.max_consecutive_pauses or workspace.settings().max_consecutive_pauses,
             on_pause=lambda status, seconds: progress.pause(status, seconds),
             on_resume=progress.resume,
         )

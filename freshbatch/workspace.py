@@ -91,10 +91,11 @@ class Settings:
 
     model: str | None = None
     concurrency: int = 1
+    max_consecutive_pauses: int = 10
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-_SETTINGS_KEYS = {"model", "concurrency", "prices"}
+_SETTINGS_KEYS = {"model", "concurrency", "max_consecutive_pauses", "prices"}
 _PRICE_KEYS = {"input", "output", "cache_write", "cache_read", "min_cache_tokens"}
 
 
@@ -169,6 +170,9 @@ def parse_settings(raw: Any, where: str) -> Settings:
     return Settings(
         model=_text(raw, "model", where) if "model" in raw else None,
         concurrency=_int(raw.get("concurrency", 1), "concurrency", where, 1, 256),
+        max_consecutive_pauses=_int(
+            raw.get("max_consecutive_pauses", 10), "max_consecutive_pauses", where, 1, 1000
+        ),
         prices={str(k): dict(v) for k, v in prices.items()},
     )
 

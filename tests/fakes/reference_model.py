@@ -11,6 +11,7 @@ FakeMessagesAPI responder and, run as a script, as a `command` provider program:
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import sys
@@ -94,7 +95,8 @@ class ReferenceModel:
         return by_text
 
     def break_answer(self, phase: int, answer: Any) -> Any:
-        """Spoil a first attempt so the validator rejects it."""
+        """Spoil a first attempt so the validator rejects it (a copy: the reference stays)."""
+        answer = copy.deepcopy(answer)
         if phase == 3:
             last = answer["seeds"][-1]
             last["legos"] = last["legos"][:1] if len(last["legos"]) > 1 else []  # words uncovered
