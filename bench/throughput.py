@@ -5,8 +5,9 @@
 The real CLI runs in a subprocess against a local fake Messages API (tests/fakes), which
 answers from the real SSi files in ../shared/data/ssi (phase 1 from seed_pairs, phase 3
 from lego_pairs, phase 5 from lego_baskets; real validation failures are repaired on the
-next attempt) after a latency model: `fixed` seconds per request plus output tokens / `tps`,
-all multiplied by `scale` so that a run takes seconds. It prints wall time per concurrency
+next attempt) after a latency model: the response starts after `fixed` seconds (time to the
+first token), then streams its output tokens at `tps` tokens per second, all multiplied by
+`scale` so that a run takes seconds. It prints wall time per concurrency
 for `run all` (phases pipelined) and for phases one after another, the ideal bound from the
 same latency model and the same requests, the runner's CPU time per batch attempt, its peak
 RSS, the share of instruction tokens read from the cache, and the cost (total, and the
@@ -54,10 +55,13 @@ def make_responder(model: ReferenceModel, served: Served, args: argparse.Namespa
         text = model.answer(body)
         header = body["messages"][0]["content"].split()
         phase, batch = int(header[1]), int(header[header.index("batch") + 1])
-        latency = args.fixed + (len(text) / 4) / args.tps
+        generation = (len(text) / 4) / args.tps
         with served.lock:
-            served.calls.append((phase, batch, latency))
-        return Reply.message(text, delay=latency * args.scale)
+            served.calls.append((phase, batch, args.fixed + generation))
+        # the response starts after `fixed` (time to first token), then streams
+        return Reply.message(
+            text, delay=args.fixed * args.scale, stream_seconds=generation * args.scale
+        )
 
     return respond
 
@@ -171,6 +175,8 @@ def main() -> int:
     parser.add_argument("--fixed", type=float, default=3.0, help="seconds per request")
     parser.add_argument("--tps", type=float, default=60.0, help="output tokens per second")
     parser.add_argument("--concurrency", default="1,4,16,34")
+    parser.add_argument("--chunk", type=int, default=400,
+                        help="characters per streamed text delta (the API sends a few tokens)")
     args = parser.parse_args()
     if not SHARED.is_dir():
         print(f"{SHARED} not found", file=sys.stderr)
@@ -188,7 +194,7 @@ def main() -> int:
                              ("phases one by one", ["phase1", "phase3", "phase5"])):  # fmt: skip
             served = Served()
             with tempfile.TemporaryDirectory() as tmp, FakeMessagesAPI() as api:
-                api.stream_chunk_chars = 1 << 20
+                api.stream_chunk_chars = args.chunk
                 api.responder = make_responder(model, served, args)
                 root = workspace(Path(tmp))
                 wall, cpu, peak = run_cli(root, phases, concurrency, api.url)

@@ -29,6 +29,7 @@ import json
 import socket
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -91,8 +92,9 @@ class Reply:
     error_type: str | None = None
     error_message: str = ""
     stop_sequence: str | None = None
-    delay: float = 0.0
+    delay: float = 0.0  # before any byte of the answer (time to first token)
     drop: bool = False
+    stream_seconds: float = 0.0  # streamed answers: spread the events over this long
 
     @classmethod
     def message(cls, text: str, **kw: Any) -> Reply:
@@ -328,6 +330,7 @@ class Outcome:
     events: list[bytes] | None = None
     delay: float = 0.0
     drop: bool = False
+    stream_seconds: float = 0.0  # spread the SSE events over this long (generation time)
 
 
 def _json_outcome(status: int, body: Any, headers: dict[str, str] | None = None) -> Outcome:
@@ -462,9 +465,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
+        pause = outcome.stream_seconds / max(len(outcome.events), 1)
         for event in outcome.events:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
             self.wfile.flush()
+            if pause:
+                time.sleep(pause)
         self.wfile.write(b"0\r\n\r\n")
 
 
@@ -697,7 +703,10 @@ class FakeMessagesAPI:
                 **reply.headers,
             }
             events = stream_events(message, self.stream_chunk_chars)
-            return Outcome(headers=headers, events=events, delay=reply.delay)
+            return Outcome(
+                headers=headers, events=events, delay=reply.delay,
+                stream_seconds=reply.stream_seconds,
+            )  # fmt: skip
         outcome = _json_outcome(200, message, reply.headers)
         outcome.delay = reply.delay
         return outcome
