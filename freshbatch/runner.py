@@ -241,7 +241,8 @@ def dry_run(
     course = workspace.load_course(course_code)
     plan = course.plan()
     lines = []
-    for number in phase_numbers(phases, phase_name, workspace):
+    numbers = phase_numbers(phases, phase_name, workspace)
+    for number in numbers:
         phase = phases[number]
         progress = ReadOnlyProgress(course.state_dir, course.code, plan, [number])
         phase_run = PhaseRun(workspace, phases, phase, course, progress)
@@ -253,8 +254,12 @@ def dry_run(
                 state = "merged"
             elif batch.number in staged:
                 state = "staged"
+            elif phase_run.is_ready(batch) is None:
+                state = "would run"
+            elif phase.requires in numbers:
+                state = f"would run once phase{phase.requires} batches 1-{batch.number} are merged"
             else:
-                state = phase_run.is_ready(batch) or "would run"
+                state = phase_run.is_ready(batch) or ""
             lines.append(
                 f"{phase.key} batch {batch.number}/{len(plan)} "
                 f"{batch.first_seed}-{batch.last_seed}: {state}"
