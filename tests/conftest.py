@@ -92,7 +92,7 @@ def spa_course(workspace: Workspace) -> Iterator[str]:
 
 
 DEMO = "demo_ita_for_eng"
-TEST_KEY = "sk-ant-test-0123456789abcdefghijklmnop"
+TEST_KEY = "test-only-fake-key-0123456789abcdefghij"  # not a real key, nor shaped like one
 
 
 def copy_demo(workspace: Workspace, with_recordings: bool = False) -> str:
