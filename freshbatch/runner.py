@@ -18,7 +18,7 @@ from freshbatch.pricing import Pricing
 from freshbatch.progress import Progress, ReadOnlyProgress
 from freshbatch.prompts import build_request
 from freshbatch.providers import PROVIDER_NAMES, Provider, ProviderConfig, Request, make_provider
-from freshbatch.scheduler import PhaseResult, Scheduler
+from freshbatch.scheduler import PhaseResult, Scheduler, propagate
 from freshbatch.status import merged_batch_count
 from freshbatch.store import check_plan_record, course_lock, record_plan
 from freshbatch.workspace import DEFAULT_MODEL, Workspace
@@ -172,21 +172,12 @@ def _run_message_batches(
             results.append(PhaseResult(phase_run.phase.number, len(phase_run.plan),
                                        merged=len(phase_run.bodies)))  # fmt: skip
             continue
-        if results:
-            _refresh_input(phase_run, runs)
+        for upstream in runs.values():
+            propagate(upstream, [phase_run])
         run = MessageBatchRun(phase_run, provider, model, options, gate,
                               run_options.poll_seconds, run_options.batches)  # fmt: skip
         results.append(run.run())
     return results
-
-
-def _refresh_input(phase_run: PhaseRun, runs: dict[int, PhaseRun]) -> None:
-    for upstream in runs.values():
-        if (
-            upstream.merged_doc is not None
-            and phase_run.phase.input_file == upstream.phase.output_file
-        ):
-            phase_run.context.inputs[upstream.phase.output_file] = upstream.merged_doc
 
 
 def failed_message(result: RunResult) -> str:

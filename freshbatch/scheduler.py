@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from freshbatch.attempts import BatchOutcome, total_usage
@@ -187,12 +187,7 @@ class Scheduler:
         result.cost_usd = round(result.cost_usd + cost, 6)
 
     def _propagate(self, upstream: PhaseRun) -> None:
-        """Give later phases the newly merged file of `upstream` as their input."""
-        if upstream.merged_doc is None:
-            return
-        for phase_run in self.runs.values():
-            if phase_run.phase.input_file == upstream.phase.output_file:
-                phase_run.context.inputs[upstream.phase.output_file] = upstream.merged_doc
+        propagate(upstream, self.runs.values())
 
     def _check_cache(self, phase: int, outcome: BatchOutcome) -> None:
         """After a phase's first request: was the prefix cached, and can it be?"""
@@ -227,6 +222,15 @@ class Scheduler:
             reason = self.runs[number].is_ready(batch)
             if reason is not None:
                 raise InputError(reason)
+
+
+def propagate(upstream: PhaseRun, runs: Iterable[PhaseRun]) -> None:
+    """Give later phases the newly merged file of `upstream` as their input."""
+    if upstream.merged_doc is None:
+        return
+    for phase_run in runs:
+        if phase_run.phase.input_file == upstream.phase.output_file:
+            phase_run.context.inputs[upstream.phase.output_file] = upstream.merged_doc
 
 
 class _Once:
