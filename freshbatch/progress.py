@@ -201,26 +201,26 @@ class Progress:
             listener(name, data)
 
     def refresh(self) -> None:
+        """Recompute the per-phase summaries, the totals and the ETA from the batches."""
         self.state["updated_at"] = now_iso()
         phases: dict[str, Any] = {}
         totals: dict[str, Any] = {"tokens": _tokens(Usage()), "cost_usd": 0.0}
         for entry in self.state["batches"]:
-            summary = phases.setdefault(
-                f"phase{entry['phase']}",
-                {
-                    **{s: 0 for s in BATCH_STATES},
-                    "attempts": 0,
-                    "tokens": _tokens(Usage()),
-                    "cost_usd": 0.0,
-                },
-            )
+            key = f"phase{entry['phase']}"
+            summary = phases.get(key)
+            if summary is None:
+                summary = phases[key] = {**dict.fromkeys(BATCH_STATES, 0), "attempts": 0,
+                                         "tokens": _tokens(Usage()), "cost": 0.0}  # fmt: skip
             summary[entry["status"]] += 1
             summary["attempts"] += entry["attempts"]
             for name, value in entry["tokens"].items():
                 summary["tokens"][name] += value
                 totals["tokens"][name] += value
-            summary["cost_usd"] = round(summary["cost_usd"] + entry["cost_usd"], 6)
-            totals["cost_usd"] = round(totals["cost_usd"] + entry["cost_usd"], 6)
+            summary["cost"] += entry["cost_usd"]
+        for summary in phases.values():
+            summary["cost_usd"] = round(summary.pop("cost"), 6)
+            totals["cost_usd"] += summary["cost_usd"]
+        totals["cost_usd"] = round(totals["cost_usd"], 6)
         self.state["phases"] = phases
         self.state["totals"] = totals
         self.state["eta"] = self._eta()
