@@ -141,16 +141,20 @@ class Workspace:
         return parse_course(folder, read_yaml(folder / "course.yaml"))
 
 
+def check_keys(raw: Any, allowed: set[str], where: str) -> None:
+    """Refuse anything but a mapping whose keys are all allowed (a typo must not pass)."""
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: expected a mapping of settings, got {type(raw).__name__}")
+    unknown = sorted(set(map(str, raw)) - allowed)
+    if unknown:
+        names = ", ".join(sorted(allowed))
+        raise InputError(f"{where}: unknown key '{unknown[0]}' (allowed: {names})")
+
+
 def parse_settings(raw: Any, where: str) -> Settings:
     if raw is None:
         return Settings()
-    if not isinstance(raw, dict):
-        raise InputError(f"{where}: expected a mapping of settings")
-    unknown = sorted(set(map(str, raw)) - _SETTINGS_KEYS)
-    if unknown:
-        raise InputError(
-            f"{where}: unknown key '{unknown[0]}' (allowed: model, concurrency, prices)"
-        )
+    check_keys(raw, _SETTINGS_KEYS, where)
     prices = raw.get("prices") or {}
     if not isinstance(prices, dict):
         raise InputError(f"{where}: prices must map model names to their prices")
@@ -204,13 +208,7 @@ def find_workspace(root: str | Path | None = None, cwd: Path | None = None) -> W
 def parse_course(folder: Path, raw: Any) -> Course:
     """Check every field of a course.yaml and build the Course, or raise a one-line InputError."""
     where = shown(folder / "course.yaml")
-    if not isinstance(raw, dict):
-        raise InputError(f"{where}: expected a mapping of settings, got {type(raw).__name__}")
-    unknown = sorted(set(map(str, raw)) - _COURSE_KEYS)
-    if unknown:
-        raise InputError(
-            f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(_COURSE_KEYS))})"
-        )
+    check_keys(raw, _COURSE_KEYS, where)
     code = _text(raw, "code", where)
     if not _CODE.fullmatch(code):
         raise InputError(f"{where}: code '{code}' must use only a-z, 0-9 and _")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,3 +71,11 @@ def quoted(text: str, limit: int = 80) -> str:
     """A string as it goes into a message: in double quotes, long ones cut."""
     text = " ".join(text.split())
     return '"' + (text if len(text) <= limit else text[: limit - 1] + "…") + '"'
+
+
+def merge_maps(bodies: Sequence[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The maps under `key` of every batch body, in batch order, as one map."""
+    merged: dict[str, Any] = {}
+    for body in bodies:
+        merged.update(body[key])
+    return merged

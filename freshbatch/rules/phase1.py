@@ -10,7 +10,7 @@ from typing import Any
 from freshbatch.batching import Batch
 from freshbatch.clock import stamp_iso
 from freshbatch.issues import Reporter
-from freshbatch.rules.base import Checker, PhaseContext, quoted
+from freshbatch.rules.base import Checker, PhaseContext, merge_maps, quoted
 from freshbatch.text import LANGUAGE_SCRIPTS, has_script, key
 
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
@@ -162,9 +162,7 @@ def batch_input(
 ) -> dict[str, Any]:
     """The batch's seeds (placeholders filled) and every earlier translation, for consistency."""
     sources = {s.seed_id: context.seed_source(s) for s in context.seeds}
-    previous: dict[str, Any] = {}
-    for body in earlier:
-        previous.update(body["translations"])
+    previous = merge_maps(earlier, "translations")
     return {
         "seeds": [{"seed_id": s, "source": sources[s]} for s in batch.seed_ids],
         "earlier_translations": previous,
@@ -188,9 +186,7 @@ def merge(
     seed_ids: Sequence[str],
 ) -> dict[str, Any]:
     """seed_pairs.json: the header (kept fields, fresh counts) and the batches in order."""
-    translations: dict[str, Any] = {}
-    for body in bodies:
-        translations.update(body["translations"])
+    translations = merge_maps(bodies, "translations")
     course = context.course
     doc = {
         "version": "1.0.0",

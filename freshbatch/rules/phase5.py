@@ -11,7 +11,7 @@ from freshbatch.batching import Batch
 from freshbatch.clock import stamp_iso
 from freshbatch.errors import InputError
 from freshbatch.issues import Reporter
-from freshbatch.rules.base import Checker, PhaseContext, quoted, seed_number
+from freshbatch.rules.base import Checker, PhaseContext, merge_maps, quoted, seed_number
 from freshbatch.text import find_span, key, tokens
 
 MAX_PHRASES = 10
@@ -375,9 +375,7 @@ def merge(
     seed_ids: Sequence[str],
 ) -> dict[str, Any]:
     """lego_baskets.json: the header (kept fields, fresh counts) and the batches in order."""
-    baskets: dict[str, Any] = {}
-    for body in bodies:
-        baskets.update(body["baskets"])
+    baskets = merge_maps(bodies, "baskets")
     doc = {"version": "1.0.0", "phase": "5", "course": context.course.code, **(header or {})}
     doc.update(
         generated_at=stamp_iso(),
