@@ -75,7 +75,7 @@ class Scheduler:
         self._done: queue.Queue[_Done | tuple[str, int]] = queue.Queue()
         self._in_flight: set[tuple[int, int]] = set()
         self._warm: dict[int, bool] = dict.fromkeys(runs, False)
-        self._warming: set[int] = set()
+        self._warming: dict[int, int] = {}  # phase -> its warm-up batch, until checked
         self._runs_per_batch: dict[tuple[int, int], int] = {}
         self._stopping = False
 
@@ -128,7 +128,7 @@ class Scheduler:
                 self._stopping = True
                 return
             if not self._warm[number]:
-                self._warming.add(number)
+                self._warming[number] = batch.number
             self._start(phase_run, batch)
 
     def _start(self, phase_run: PhaseRun, batch: Batch) -> None:
@@ -164,7 +164,7 @@ class Scheduler:
             raise item.error
         assert item.outcome is not None
         self._account(item.phase, item.batch, item.outcome)
-        if item.outcome.attempts and item.outcome.attempts[0].attempt == 1:
+        if self._warming.get(item.phase) == item.batch and item.outcome.attempts:
             self._check_cache(item.phase, item.outcome)
         if item.outcome.body is None:
             self.results[item.phase].failed.append(item.batch)
@@ -190,10 +190,8 @@ class Scheduler:
         propagate(upstream, self.runs.values())
 
     def _check_cache(self, phase: int, outcome: BatchOutcome) -> None:
-        """After a phase's first request: was the prefix cached, and can it be?"""
-        if phase not in self._warming:
-            return
-        self._warming.discard(phase)
+        """After a phase's warm-up request: was the prefix cached, and can it be?"""
+        del self._warming[phase]
         answer = outcome.attempts[0].answer
         if answer is None or self.provider.name not in CACHING_PROVIDERS:
             return
