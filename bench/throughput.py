@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -140,7 +139,9 @@ def ideal_bound(served: Served, concurrency: int, fixed: float, pipelined: bool)
     if pipelined:
         return max(total / concurrency, ready[batches[-1]])
     work = {p: sum(v for (q, _), v in per_batch.items() if q == p) for p in phases}
-    return sum(max(work[p] / concurrency, span) for p, span in zip(phases, phase_spans, strict=True))
+    return sum(
+        max(work[p] / concurrency, span) for p, span in zip(phases, phase_spans, strict=True)
+    )
 
 
 def read_progress(root: Path) -> dict[str, Any]:
@@ -165,7 +166,9 @@ def cost_report(progress: dict[str, Any]) -> str:
         f"cost: ${pricing.cost(cached, MODEL):.2f} with caching, "
         f"${pricing.cost(uncached, MODEL):.2f} without\n"
         f"instruction tokens alone: ${with_cache:.2f} with caching vs ${without:.2f} "
-        f"without = {with_cache / without:.1%}" if without else "no instruction tokens"
+        f"without = {with_cache / without:.1%}"
+        if without
+        else "no instruction tokens"
     )
 
 
@@ -175,8 +178,12 @@ def main() -> int:
     parser.add_argument("--fixed", type=float, default=3.0, help="seconds per request")
     parser.add_argument("--tps", type=float, default=60.0, help="output tokens per second")
     parser.add_argument("--concurrency", default="1,4,16,34")
-    parser.add_argument("--chunk", type=int, default=400,
-                        help="characters per streamed text delta (the API sends a few tokens)")
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=400,
+        help="characters per streamed text delta (the API sends a few tokens)",
+    )
     args = parser.parse_args()
     if not SHARED.is_dir():
         print(f"{SHARED} not found", file=sys.stderr)

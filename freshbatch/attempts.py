@@ -164,8 +164,9 @@ def run_attempts(
     retry: Retry | None = None
     for attempt in range(1, max_attempts + 1):
         request = build(attempt, retry)
-        started, clock = now_iso(), time.monotonic()
+        started, clock, cpu = now_iso(), time.monotonic(), time.thread_time()
         answer, retries = call_provider(provider, request, policy, gate)
+        provider_cpu = time.thread_time() - cpu
         body, issues = judge_answer(answer, batch, judge)
         result = AttemptRecord(attempt, answer, tuple(issues), retries)
         records.append(result)
@@ -176,6 +177,8 @@ def run_attempts(
                 "started_at": started,
                 "finished_at": now_iso(),
                 "seconds": round(time.monotonic() - clock, 3),
+                # this thread's CPU inside the provider call (SDK, HTTP, stream), retries too
+                "provider_cpu_seconds": round(provider_cpu, 4),
             },
         )
         if result.is_valid and body is not None:

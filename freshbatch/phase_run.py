@@ -125,10 +125,14 @@ class PhaseRun:
 
     # --- judging, staging, merging --------------------------------------------------------
 
-    def judge(self, batch: Batch, answer: dict[str, Any]) -> tuple[dict[str, Any], list[Issue]]:
+    def judge(
+        self, batch: Batch, answer: dict[str, Any], schema_checked: bool = False
+    ) -> tuple[dict[str, Any], list[Issue]]:
         """Schema, then complete (ids, flags, derived fields), then the phase's rules."""
         report = Reporter(self.phase.rules, self.course.rules, batch.number)
-        if check_schema(self.phase.batch_schema, answer, report, limit=MAX_PROGRESS_ERRORS * 2):
+        if not schema_checked and check_schema(
+            self.phase.batch_schema, answer, report, limit=MAX_PROGRESS_ERRORS * 2
+        ):
             return answer, report.issues
         version = self._state_version(batch)
         checker = self._checker(batch.number)
@@ -148,11 +152,13 @@ class PhaseRun:
     ) -> tuple[dict[str, Any], list[Issue]]:
         """The judgement made when the answer came, if nothing it depends on changed since."""
         known = self._judged.pop(batch.number, None)
-        if known is not None:
-            (merged, source), now = known[0], self._state_version(batch)
-            if merged == now[0] and source is now[1]:  # the same document, not an equal one
-                return known[1], []
-        return self.judge(batch, staged)
+        if known is None:  # staged by an earlier run: judged from scratch
+            return self.judge(batch, staged)
+        (merged, source), now = known[0], self._state_version(batch)
+        if merged == now[0] and source is now[1]:  # the same document, not an equal one
+            return known[1], []
+        # the answer passed the schema when it came; only the state it is judged against moved
+        return self.judge(batch, staged, schema_checked=True)
 
     def is_ready(self, batch: Batch) -> str | None:
         """None when the phase's input covers batches 1..k, else why not."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from freshbatch.batching import BatchPlan
 from freshbatch.clock import now_iso
-from freshbatch.files import write_json_atomic
+from freshbatch.files import write_atomic
 from freshbatch.providers import Usage
 
 SCHEMA_VERSION = 1
@@ -89,6 +89,7 @@ class Progress:
         self._index: dict[tuple[int, int], dict[str, Any]] = {
             (b["phase"], b["batch"]): b for b in self.state["batches"]
         }
+        self._encoded: dict[tuple[int, int], str] = {}  # each batch entry's JSON, until it changes
 
     def listen(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -100,6 +101,7 @@ class Progress:
         """Set a batch's state without an event (used when rebuilding state from disk)."""
         with self._lock:
             self._index[(phase, number)].update(status=status, **fields)
+            self._encoded.pop((phase, number), None)
 
     def start_run(self, info: dict[str, Any]) -> None:
         with self._lock:
@@ -114,6 +116,7 @@ class Progress:
             for entry in self.state["batches"]:
                 if entry["status"] == "running":
                     entry["status"] = "pending"
+                    self._encoded.pop((entry["phase"], entry["batch"]), None)
         self.event("run:end", {"status": status, **info})
 
     def warn(self, phase: int, message: str) -> None:
@@ -138,6 +141,7 @@ class Progress:
             entry = self._index[(phase, number)]
             entry.update(status="running", started_at=now_iso(), finished_at=None)
             entry["attempts"] = 0
+            self._encoded.pop((phase, number), None)
             self.state["current"] = {"phase": phase, "batch": number}
         self.event("batch:start", {"phase": phase, "batch": number})
 
@@ -156,70 +160,110 @@ class Progress:
             _add_tokens(entry["tokens"], usage)
             entry["cost_usd"] = round(entry["cost_usd"] + cost, 6)
             entry["last_errors"] = errors
-        self.event(
-            "batch:attempt",
-            {
-                "phase": phase,
-                "batch": number,
-                "attempt": attempt,
-                "errors": len(errors),
-                **_tokens(usage),
-            },
-        )
-        if errors:
-            self.event(
-                "batch:invalid",
+            self._encoded.pop((phase, number), None)
+        happened = [
+            (
+                "batch:attempt",
                 {
                     "phase": phase,
                     "batch": number,
                     "attempt": attempt,
-                    "first_error": errors[0]["message"],
-                },
+                    "errors": len(errors),
+                    **_tokens(usage),
+                },  # fmt: skip
             )
+        ]
+        if errors:
+            happened.append(
+                (
+                    "batch:invalid",
+                    {
+                        "phase": phase,
+                        "batch": number,
+                        "attempt": attempt,
+                        "first_error": errors[0]["message"],
+                    },  # fmt: skip
+                )
+            )
+        self.events(happened)
 
     def batch_finished(self, phase: int, number: int, status: str, **info: Any) -> None:
         """status: staged, merged or failed."""
         with self._lock:
             entry = self._index[(phase, number)]
             entry.update(status=status, finished_at=now_iso())
+            self._encoded.pop((phase, number), None)
             if status == "merged":
                 self._merged_this_run += 1
         self.event(f"batch:{status}", {"phase": phase, "batch": number, **info})
 
     def event(self, name: str, data: dict[str, Any]) -> None:
         """Persist progress.json, append the event line, then tell listeners."""
+        self.events([(name, data)])
+
+    def events(self, happened: list[tuple[str, dict[str, Any]]]) -> None:
+        """Events of one change of state: progress.json is written once, then one line each."""
         with self._lock:
             self.refresh()
-            write_json_atomic(self.path, self.state, durable=False)
-            line = json.dumps(
-                {"time": self.state["updated_at"], "event": name, **data}, ensure_ascii=False
+            write_atomic(self.path, self._dump(), durable=False)
+            stamp = self.state["updated_at"]
+            lines = "".join(
+                json.dumps({"time": stamp, "event": name, **data}, ensure_ascii=False) + "\n"
+                for name, data in happened
             )
-            self.events_path.parent.mkdir(parents=True, exist_ok=True)
             with self.events_path.open("a", encoding="utf-8") as handle:
-                handle.write(line + "\n")
-        for listener in self._listeners:
-            listener(name, data)
+                handle.write(lines)
+        for name, data in happened:
+            for listener in self._listeners:
+                listener(name, data)
+
+    def _dump(self) -> str:
+        """The state as dump_json would write it, re-encoding only the batches that changed."""
+        encoded = self._encoded
+        parts = []
+        for entry in self.state["batches"]:
+            key = (entry["phase"], entry["batch"])
+            text = encoded.get(key)
+            if text is None:
+                text = encoded[key] = json.dumps(entry, ensure_ascii=False)
+            parts.append(text)
+        lines = []
+        for key, value in self.state.items():
+            text = (
+                "[" + ", ".join(parts) + "]"
+                if key == "batches"
+                else json.dumps(value, ensure_ascii=False)
+            )
+            lines.append(f"  {json.dumps(key)}: {text}")
+        return "{\n" + ",\n".join(lines) + "\n}\n"
 
     def refresh(self) -> None:
         """Recompute the per-phase summaries, the totals and the ETA from the batches."""
         self.state["updated_at"] = now_iso()
         phases: dict[str, Any] = {}
-        totals: dict[str, Any] = {"tokens": _tokens(Usage()), "cost_usd": 0.0}
+        names = ("input", "output", "cache_read", "cache_write")
         for entry in self.state["batches"]:
             key = f"phase{entry['phase']}"
             summary = phases.get(key)
             if summary is None:
-                summary = phases[key] = {**dict.fromkeys(BATCH_STATES, 0), "attempts": 0,
-                                         "tokens": _tokens(Usage()), "cost": 0.0}  # fmt: skip
+                summary = phases[key] = {
+                    **dict.fromkeys(BATCH_STATES, 0),
+                    "attempts": 0,
+                    "tokens": dict.fromkeys(names, 0),
+                    "cost": 0.0,
+                }
             summary[entry["status"]] += 1
             summary["attempts"] += entry["attempts"]
-            for name, value in entry["tokens"].items():
-                summary["tokens"][name] += value
-                totals["tokens"][name] += value
+            tokens, add = summary["tokens"], entry["tokens"]
+            for name in names:
+                tokens[name] += add.get(name, 0)
             summary["cost"] += entry["cost_usd"]
+        totals: dict[str, Any] = {"tokens": dict.fromkeys(names, 0), "cost_usd": 0.0}
         for summary in phases.values():
             summary["cost_usd"] = round(summary.pop("cost"), 6)
             totals["cost_usd"] += summary["cost_usd"]
+            for name in names:
+                totals["tokens"][name] += summary["tokens"][name]
         totals["cost_usd"] = round(totals["cost_usd"], 6)
         self.state["phases"] = phases
         self.state["totals"] = totals
@@ -251,5 +295,5 @@ def read_progress(state_dir: Path) -> dict[str, Any] | None:
 class ReadOnlyProgress(Progress):
     """Progress that never writes: for commands that only look (status, prompt)."""
 
-    def event(self, name: str, data: dict[str, Any]) -> None:
+    def events(self, happened: list[tuple[str, dict[str, Any]]]) -> None:
         return None

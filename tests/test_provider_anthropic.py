@@ -12,7 +12,7 @@ import pytest
 
 from freshbatch.errors import ProviderError, TransientError
 from freshbatch.providers import Message, ProviderConfig, Request, RequestMeta, make_provider
-from freshbatch.providers.anthropic import AnthropicProvider
+from freshbatch.providers.anthropic import AnthropicProvider, sse_data
 from tests.fakes.messages_api import FakeMessagesAPI, Reply, estimate_tokens
 
 KEY = "sk-test-0123456789"
@@ -83,6 +83,43 @@ def test_answer_with_usage_and_cache(
         assert 0 < first.first_token_seconds <= first.seconds
     else:
         assert first.first_token_seconds is None
+
+
+def test_long_answer_in_small_deltas(api: FakeMessagesAPI, make: MakeProvider) -> None:
+    """Many small text deltas (as the API sends them), multi-byte text cut mid-character."""
+    text = '{"t": "perché 你好\\n\\"fine\\""}' * 200
+    api.stream_chunk_chars = 3
+    api.enqueue(Reply.message(text))
+    answer = make().complete(request(1))
+    assert answer.text == text
+    assert answer.stop_reason == "end_turn"
+    assert answer.usage.output_tokens == estimate_tokens(text)
+
+
+SSE = (
+    b'event: message_start\r\ndata: {"a": 1}\r\n\r\n'  # CRLF line ends
+    b': a comment\nid: 7\nretry: 10\ndata:{"b":\n'  # data split over two lines
+    b"data: 2}\n\n"
+    b"event: ping\n\n"  # an event without data yields nothing
+    b'data: {"c": "\\r\\n"}\r\r'  # lone CR line ends
+    b'data: ["last, no blank line"]'
+)
+SSE_DATA = [b'{"a": 1}', b'{"b":\n2}', b'{"c": "\\r\\n"}', b'["last, no blank line"]']
+
+
+def test_sse_data_whole() -> None:
+    assert list(sse_data([SSE])) == SSE_DATA
+
+
+def test_sse_data_in_any_pieces() -> None:
+    """The same events however the bytes are cut: every one-cut and two-cut split, bytewise."""
+    bytewise = [SSE[i : i + 1] for i in range(len(SSE))]
+    assert list(sse_data(bytewise)) == SSE_DATA
+    for i in range(1, len(SSE)):
+        assert list(sse_data([SSE[:i], SSE[i:]])) == SSE_DATA, f"cut at {i}"
+        for j in range(i + 1, len(SSE), 7):
+            pieces = [SSE[:i], SSE[i:j], SSE[j:]]
+            assert list(sse_data(pieces)) == SSE_DATA, f"cut at {i} and {j}"
 
 
 @pytest.mark.parametrize("stream", [True, False])

@@ -104,10 +104,10 @@ DRIVER = textwrap.dedent("""\
         def fdopen(fd, *args, **kwargs):
             handle = real_fdopen(fd, *args, **kwargs)
             return Dying(handle) if armed else handle
-        def write_atomic(path, text, *rest):
+        def write_atomic(path, text, *rest, **kw):
             if path.name == "lego_pairs.json" and '"S0021"' in text:  # the merge of batch 2
                 armed.append(path)
-            real_write(path, text, *rest)
+            real_write(path, text, *rest, **kw)
         files.write_atomic = write_atomic
         store.write_atomic = write_atomic  # store calls it directly for merged files
         os.fdopen = fdopen

@@ -99,6 +99,7 @@ def test_transcripts_hold_request_usage_prefix_hash_and_validation(
         assert data["prefix_sha256"] == hashlib.sha256(system.encode()).hexdigest()
         assert isinstance(data["validation"]["valid"], bool)
         assert isinstance(data["validation"]["issues"], list)
+        assert 0 < data["provider_cpu_seconds"] <= data["seconds"] + 0.01, "CPU inside the call"
     assert set(prefixes) == {1, 3, 5}
     assert all(len(hashes) == 1 for hashes in prefixes.values()), (
         "one phase of one course has one cached prefix for all batches"
