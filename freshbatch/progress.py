@@ -228,13 +228,13 @@ class Progress:
                 text = encoded[key] = json.dumps(entry, ensure_ascii=False)
             parts.append(text)
         lines = []
-        for key, value in self.state.items():
+        for name, value in self.state.items():
             text = (
                 "[" + ", ".join(parts) + "]"
-                if key == "batches"
+                if name == "batches"
                 else json.dumps(value, ensure_ascii=False)
             )
-            lines.append(f"  {json.dumps(key)}: {text}")
+            lines.append(f"  {json.dumps(name)}: {text}")
         return "{\n" + ",\n".join(lines) + "\n}\n"
 
     def refresh(self) -> None:
