@@ -63,7 +63,7 @@ class PhaseRun:
         self._items: list[str] = []  # the merged body's items, encoded once each
         for body in self.bodies:
             self._items += encode_items(body[self.module.BODY_KEY])
-        self._judged: dict[int, tuple[tuple[int, Any], dict[str, Any]]] = {}
+        self._judged: dict[int, tuple[int, dict[str, Any]]] = {}
         self._reach: tuple[dict[str, Any], int] | None = None
         # a checker of merged batches 1..m, and the input document it was built on
         self._state: tuple[int, Checker, Any] | None = None
@@ -142,10 +142,16 @@ class PhaseRun:
             self._judged[batch.number] = (version, body)
         return body, report.issues
 
-    def _state_version(self, batch: Batch) -> tuple[int, Any]:
-        """What a judgement of `batch` depends on: merged batches before it, the input."""
-        merged = min(batch.number - 1, len(self.bodies))
-        return merged, self.context.inputs.get(self.phase.input_file or "")
+    def _state_version(self, batch: Batch) -> int:
+        """What a judgement of `batch` depends on that changes during a run: the merged
+        batches before it, for phases whose rules read them.
+
+        The input is not part of it: during a run it only grows, and batch k reads the
+        input's batches 1..k, which were merged (and so never change) before batch k began.
+        """
+        if not self.module.PhaseChecker.stateful:
+            return 0
+        return min(batch.number - 1, len(self.bodies))
 
     def _judge_for_merge(
         self, batch: Batch, staged: dict[str, Any]
@@ -154,10 +160,9 @@ class PhaseRun:
         known = self._judged.pop(batch.number, None)
         if known is None:  # staged by an earlier run: judged from scratch
             return self.judge(batch, staged)
-        (merged, source), now = known[0], self._state_version(batch)
-        if merged == now[0] and source is now[1]:  # the same document, not an equal one
+        if known[0] == self._state_version(batch):
             return known[1], []
-        # the answer passed the schema when it came; only the state it is judged against moved
+        # the answer passed the schema when it came; only the batches before it moved
         return self.judge(batch, staged, schema_checked=True)
 
     def is_ready(self, batch: Batch) -> str | None:

@@ -50,8 +50,9 @@ def squash(text: str) -> str:
     return "".join(tokens(text))
 
 
+@lru_cache(maxsize=200_000)
 def key(text: str) -> str:
-    """A normalised comparison key that keeps token boundaries."""
+    """A normalised comparison key that keeps token boundaries (cached, as tokens is)."""
     return " ".join(tokens(text))
 
 

@@ -364,3 +364,40 @@ def test_phase5_judges_against_the_lego_pairs_merged_since_it_began(
     failed = [(p.phase, p.failed, [i.message for i in p.last_issues][:2]) for p in result.phases]
     assert result.ok, f"phase 5 judged with a stale lego_pairs.json: {failed}"
     assert [p.merged for p in result.phases] == [3, 3, 3]
+
+
+def test_a_judgement_is_reused_at_merge_when_nothing_it_reads_has_changed(
+    workspace: Workspace,
+    course: str,
+    fake_api: Any,
+    demo_reference: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Phase-5 rules read lego_pairs.json alone, so a phase-5 answer is judged once, when it
+    comes, however many batches merge before its turn; a phase-3 answer is judged again at
+    merge only when earlier phase-3 batches merged since (its ids and new flags depend on
+    them), and then without the schema, which it already passed."""
+    from freshbatch import phase_run
+
+    calls: list[tuple[int, int, bool]] = []
+    real_judge = phase_run.PhaseRun.judge
+
+    def judge(self: Any, batch: Any, answer: Any, schema_checked: bool = False) -> Any:
+        calls.append((self.phase.number, batch.number, schema_checked))
+        return real_judge(self, batch, answer, schema_checked)
+
+    monkeypatch.setattr(phase_run.PhaseRun, "judge", judge)
+    log = ServerLog(fake_api, monkeypatch, scripted(demo_reference), delay=lambda key: 0.02)
+    assert run(workspace, "all", course, fast(concurrency=4), listen=log.listener()).ok
+    attempts: dict[tuple[int, int], int] = {}
+    for mark in log.arrivals():
+        assert mark.key is not None
+        attempts[mark.key[:2]] = attempts.get(mark.key[:2], 0) + 1
+    for batch in range(1, BATCHES + 1):
+        judged = [c for c in calls if c[:2] == (5, batch)]
+        assert len(judged) == attempts[(5, batch)], f"phase 5 batch {batch} judged again"
+    fresh = [c for c in calls if c[0] == 3 and not c[2]]
+    again = [c for c in calls if c[0] == 3 and c[2]]
+    assert len(fresh) == sum(n for (p, _), n in attempts.items() if p == 3), "one per attempt"
+    assert len(again) <= BATCHES and len({c[1] for c in again}) == len(again)
+    assert 1 not in {c[1] for c in again}, "nothing merges before phase-3 batch 1"

@@ -6,7 +6,7 @@ import copy
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from freshbatch.batching import Batch, BatchPlan
 from freshbatch.issues import Reporter
@@ -35,6 +35,10 @@ class Checker(ABC):
     `check` reads the state built by earlier batches, reports, then absorbs the batch, so a
     merged file and a single new batch are judged by the same code.
     """
+
+    # False when no rule reads earlier batches of the same phase (absorb keeps nothing): a
+    # batch's judgement then holds however many batches merged since it was made
+    stateful: ClassVar[bool] = True
 
     def __init__(self, context: PhaseContext) -> None:
         self.context = context

@@ -83,6 +83,8 @@ def course_index(lego_pairs: dict[str, Any]) -> Course:
 class PhaseChecker(Checker):
     """Checks basket batches against lego_pairs.json (keys, LEGO text, the vocabulary gate)."""
 
+    stateful = False  # baskets are judged by lego_pairs.json alone
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         lego_pairs = self.context.inputs.get("lego_pairs.json")
