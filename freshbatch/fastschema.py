@@ -70,7 +70,17 @@ def _all(checks: list[Check]) -> Check:
         return lambda v: True
     if len(checks) == 1:
         return checks[0]
-    return lambda v: all(c(v) for c in checks)
+    if len(checks) == 2:
+        first, second = checks
+        return lambda v: first(v) and second(v)
+
+    def check(v: Any) -> bool:
+        for c in checks:
+            if not c(v):
+                return False
+        return True
+
+    return check
 
 
 class _Compiler:
@@ -92,14 +102,23 @@ class _Compiler:
         checks: list[Check] = []
         if "$ref" in node:
             checks.append(self._ref(node["$ref"]))
-        if "type" in node:
+        # one type whose own keywords are all there is: one check that demands the type
+        kind = node.get("type") if isinstance(node.get("type"), str) else None
+        strict = (
+            kind
+            if (kind == "object" and not words & (_STRING | _ARRAY))
+            or (kind == "string" and not words & (_OBJECT | _ARRAY))
+            or (kind == "array" and not words & (_OBJECT | _STRING))
+            else None
+        )
+        if "type" in node and strict is None:
             checks.append(self._type(node["type"]))
-        if words & _OBJECT:
-            checks.append(self._object(node))
-        if words & _STRING:
-            checks.append(self._string(node))
-        if words & _ARRAY:
-            checks.append(self._array(node))
+        if words & _OBJECT or strict == "object":
+            checks.append(self._object(node, strict == "object"))
+        if words & _STRING or strict == "string":
+            checks.append(self._string(node, strict == "string"))
+        if words & _ARRAY or strict == "array":
+            checks.append(self._array(node, strict == "array"))
         checks.extend(
             self._value(name, node[name])
             for name in sorted(words & _OTHER)
@@ -127,7 +146,7 @@ class _Compiler:
         tests = [_TYPES[t] for t in ([value] if isinstance(value, str) else value)]
         return tests[0] if len(tests) == 1 else lambda v: any(t(v) for t in tests)
 
-    def _object(self, node: dict[str, Any]) -> Check:
+    def _object(self, node: dict[str, Any], strict: bool = False) -> Check:
         required = tuple(node.get("required", ()))
         props = {k: self.compile(s) for k, s in node.get("properties", {}).items()}
         extra_schema = node.get("additionalProperties", True)
@@ -136,7 +155,7 @@ class _Compiler:
 
         def check(v: Any) -> bool:
             if type(v) is not dict:
-                return True
+                return not strict
             for k in required:
                 if k not in v:
                     return False
@@ -153,29 +172,33 @@ class _Compiler:
 
         return check
 
-    def _string(self, node: dict[str, Any]) -> Check:
+    def _string(self, node: dict[str, Any], strict: bool = False) -> Check:
         low, high = node.get("minLength", 0), node.get("maxLength")
         search = re.compile(node["pattern"]).search if "pattern" in node else None
 
         def check(v: Any) -> bool:
             if type(v) is not str:
-                return True
+                return not strict
             if len(v) < low or (high is not None and len(v) > high):
                 return False
             return search is None or search(v) is not None
 
         return check
 
-    def _array(self, node: dict[str, Any]) -> Check:
+    def _array(self, node: dict[str, Any], strict: bool = False) -> Check:
         item = self.compile(node["items"]) if "items" in node else None
         low, high = node.get("minItems", 0), node.get("maxItems")
 
         def check(v: Any) -> bool:
             if type(v) is not list:
-                return True
+                return not strict
             if len(v) < low or (high is not None and len(v) > high):
                 return False
-            return item is None or all(item(x) for x in v)
+            if item is not None:
+                for x in v:
+                    if not item(x):
+                        return False
+            return True
 
         return check
 
