@@ -102,13 +102,13 @@ class _Compiler:
         checks: list[Check] = []
         if "$ref" in node:
             checks.append(self._ref(node["$ref"]))
-        # one type whose own keywords are all there is: one check that demands the type
-        kind = node.get("type") if isinstance(node.get("type"), str) else None
+        # one type and only its own keywords: one check that also demands the type
+        groups = {"object": _OBJECT, "string": _STRING, "array": _ARRAY}
+        kind = node.get("type")
+        own = groups.get(kind) if isinstance(kind, str) else None
         strict = (
             kind
-            if (kind == "object" and not words & (_STRING | _ARRAY))
-            or (kind == "string" and not words & (_OBJECT | _ARRAY))
-            or (kind == "array" and not words & (_OBJECT | _STRING))
+            if own is not None and words & own and not words & (_OBJECT | _STRING | _ARRAY) - own
             else None
         )
         if "type" in node and strict is None:

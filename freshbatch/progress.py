@@ -170,7 +170,7 @@ class Progress:
                     "attempt": attempt,
                     "errors": len(errors),
                     **_tokens(usage),
-                },  # fmt: skip
+                },
             )
         ]
         if errors:
@@ -182,7 +182,7 @@ class Progress:
                         "batch": number,
                         "attempt": attempt,
                         "first_error": errors[0]["message"],
-                    },  # fmt: skip
+                    },
                 )
             )
         self.events(happened)

@@ -377,3 +377,31 @@ def test_ignored_annotation_keywords_do_not_block_compilation() -> None:
     }
     fast = compile_schema(schema)
     assert fast is not None and fast(1) and not fast("1")
+
+
+TYPED = [
+    {"type": kind, **keywords}
+    for kind in ("string", "object", "array", "integer", ["string", "null"])
+    for keywords in (
+        {},
+        {"minLength": 1, "pattern": "^a"},
+        {"required": ["a"], "properties": {"a": {"type": "string", "minLength": 2}}},
+        {"additionalProperties": False},
+        {"items": {"type": "string"}, "minItems": 1},
+        {"minItems": 1, "maxLength": 2},  # keywords of two types: no fused check
+        {"enum": ["a", [], {}]},
+    )
+]
+VALUES = [None, 1, 1.0, True, "", "a", "ab", "b", [], ["a"], [1], {}, {"a": "x"}, {"a": "xy"},
+          {"a": 1}, {"b": 2}]  # fmt: skip
+
+
+@pytest.mark.parametrize("schema", TYPED, ids=lambda s: json.dumps(s, sort_keys=True))
+def test_a_type_with_its_keywords_agrees_with_jsonschema(schema: dict[str, Any]) -> None:
+    """A typed node is compiled to one check that also demands the type: it must reject
+    every other type exactly as jsonschema does, and still apply each keyword."""
+    fast = compile_schema(schema)
+    assert fast is not None
+    validator = Draft202012Validator(schema)
+    for value in VALUES:
+        assert fast(value) == validator.is_valid(value), value
