@@ -11,6 +11,7 @@ from conftest import REPO, make_course
 
 from freshbatch.errors import InputError
 from freshbatch.issues import Issue
+from freshbatch.rules.phase3 import Registry
 from freshbatch.text import key
 from freshbatch.validation import ValidationReport, validate_phase
 from freshbatch.workspace import Workspace
@@ -944,3 +945,21 @@ def test_unknown_rule_name_is_an_input_error(workspace: Workspace) -> None:
     assert "course.yaml" in str(exc.value) and "rules.tiling-exactly is not a rule" in str(
         exc.value
     )
+
+
+def test_registry_copies_are_independent_both_ways() -> None:
+    """A copy shares inner dicts until either side changes one: neither sees the other's
+    later additions (the runner judges on a copy while the kept registry moves on)."""
+    base = Registry()
+    base.add("S0001L01", {"target": "quiero", "known": "I want"}, "S0001", 1)
+    copy = base.copy()
+    base.add("S0002L01", {"target": "deseo", "known": "I want"}, "S0002", 2)
+    copy.add("S0003L01", {"target": "anhelo", "known": "I want"}, "S0003", 3)
+    assert set(base.targets["i want"]) == {"quiero", "deseo"}
+    assert set(copy.targets["i want"]) == {"quiero", "anhelo"}
+    assert base.ids == {"S0001L01", "S0002L01"} and copy.ids == {"S0001L01", "S0003L01"}
+    assert not copy.is_new({"target": "quiero", "known": "I want"})
+    assert copy.is_new({"target": "deseo", "known": "I want"})
+    again = copy.copy()  # a copy of a copy, then the middle one changes
+    copy.add("S0004L01", {"target": "ansío", "known": "I want"}, "S0004", 4)
+    assert set(again.targets["i want"]) == {"quiero", "anhelo"}

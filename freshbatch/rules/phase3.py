@@ -27,15 +27,29 @@ class Registry:
     # known key -> target key -> (target text, first seed, its batch)
     targets: dict[str, dict[str, tuple[str, str, int]]] = field(default_factory=dict)
     ids: set[str] = field(default_factory=set)
+    # the known keys whose inner dict this registry alone holds; the others may be shared
+    # with a copy (either way), and are copied before this registry changes them
+    owned: set[str] = field(default_factory=set)
 
     def is_new(self, lego: dict[str, str]) -> bool:
         return (key(lego["target"]), key(lego["known"])) not in self.pairs
 
     def add(self, lego_id: str, lego: dict[str, str], seed_id: str, batch: int) -> None:
         self.pairs.add((key(lego["target"]), key(lego["known"])))
-        known = self.targets.setdefault(key(lego["known"]), {})
-        known.setdefault(key(lego["target"]), (lego["target"], seed_id, batch))
+        known_key = key(lego["known"])
+        if known_key not in self.owned:
+            self.targets[known_key] = dict(self.targets.get(known_key, {}))
+            self.owned.add(known_key)
+        self.targets[known_key].setdefault(key(lego["target"]), (lego["target"], seed_id, batch))
         self.ids.add(lego_id)
+
+    def copy(self) -> Registry:
+        """An independent registry: the sets are copied, the inner dicts on first change.
+
+        From now on both share every inner dict, so neither may change one in place.
+        """
+        self.owned = set()
+        return Registry(set(self.pairs), dict(self.targets), set(self.ids))
 
 
 def iter_legos(body: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
@@ -317,11 +331,7 @@ class PhaseChecker(Checker):
 
     def clone(self) -> PhaseChecker:
         twin = copy.copy(self)
-        twin.registry = Registry(
-            set(self.registry.pairs),
-            {k: dict(v) for k, v in self.registry.targets.items()},
-            set(self.registry.ids),
-        )
+        twin.registry = self.registry.copy()
         twin.counts = dict(self.counts)
         twin.collided = set(self.collided)
         return twin
