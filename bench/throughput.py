@@ -138,12 +138,15 @@ def provider_cpu(root: Path) -> float:
     )
 
 
-def startup_cpu() -> float:
-    """CPU seconds a runner process spends before its first batch: Python, the imports."""
+def startup_cpu(samples: int = 5) -> float:
+    """CPU seconds a runner process spends on Python and the imports (median of samples)."""
     code = "import anthropic, freshbatch.cli, freshbatch.providers.anthropic"
-    process = subprocess.Popen([sys.executable, "-c", code])
-    _, _, usage = os.wait4(process.pid, 0)
-    return usage.ru_utime + usage.ru_stime
+    seconds = []
+    for _ in range(samples):
+        process = subprocess.Popen([sys.executable, "-c", code])
+        _, _, usage = os.wait4(process.pid, 0)
+        seconds.append(usage.ru_utime + usage.ru_stime)
+    return sorted(seconds)[samples // 2]
 
 
 def ideal_bound(served: Served, concurrency: int, fixed: float, pipelined: bool) -> float:
