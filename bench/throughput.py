@@ -149,6 +149,14 @@ def startup_cpu(samples: int = 5) -> float:
     return sorted(seconds)[samples // 2]
 
 
+def batch_latencies(served: Served) -> dict[tuple[int, int], float]:
+    """(phase, batch) -> modelled seconds of its attempts, one after another."""
+    per_batch: dict[tuple[int, int], float] = {}
+    for phase, batch, latency in served.calls:
+        per_batch[(phase, batch)] = per_batch.get((phase, batch), 0.0) + latency
+    return per_batch
+
+
 def ideal_bound(served: Served, concurrency: int, fixed: float, pipelined: bool) -> float:
     """A lower bound on wall time for the requests served, in modelled seconds.
 
@@ -157,9 +165,7 @@ def ideal_bound(served: Served, concurrency: int, fixed: float, pipelined: bool)
     in batch order, a batch's attempts run one after another, and the first request of a
     phase must have started (`fixed`) before the others go. Sequential phases add up.
     """
-    per_batch: dict[tuple[int, int], float] = {}
-    for phase, batch, latency in served.calls:
-        per_batch[(phase, batch)] = per_batch.get((phase, batch), 0.0) + latency
+    per_batch = batch_latencies(served)
     phases = sorted({p for p, _ in per_batch})
     batches = sorted({b for _, b in per_batch})
     total = sum(per_batch.values())
@@ -193,9 +199,7 @@ def simulated(served: Served, concurrency: int, fixed: float, pipelined: bool) -
     batch numbers; a phase fans out only once its first request has started (`fixed`); a
     batch's attempts run one after another; merges are in batch order and take no time.
     """
-    per_batch: dict[tuple[int, int], float] = {}
-    for phase, batch, latency in served.calls:
-        per_batch[(phase, batch)] = per_batch.get((phase, batch), 0.0) + latency
+    per_batch = batch_latencies(served)
     phases = sorted({p for p, _ in per_batch})
     if not pipelined:
         return sum(_schedule({k: v for k, v in per_batch.items() if k[0] == p}, [p],

@@ -19,6 +19,7 @@ _OBJECT = {"required", "properties", "additionalProperties", "propertyNames"}
 _STRING = {"minLength", "maxLength", "pattern"}
 _ARRAY = {"items", "minItems", "maxItems"}
 _OTHER = {"type", "enum", "const", "$ref", "minimum", "maximum"}
+_KEYWORDS_OF = {"object": _OBJECT, "string": _STRING, "array": _ARRAY}  # a type's own keywords
 
 
 def _is_integer(v: Any) -> bool:
@@ -103,9 +104,8 @@ class _Compiler:
         if "$ref" in node:
             checks.append(self._ref(node["$ref"]))
         # one type and only its own keywords: one check that also demands the type
-        groups = {"object": _OBJECT, "string": _STRING, "array": _ARRAY}
         kind = node.get("type")
-        own = groups.get(kind) if isinstance(kind, str) else None
+        own = _KEYWORDS_OF.get(kind) if isinstance(kind, str) else None
         strict = (
             kind
             if own is not None and words & own and not words & (_OBJECT | _STRING | _ARRAY) - own

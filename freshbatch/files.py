@@ -56,14 +56,17 @@ def read_yaml(path: Path) -> Any:
         raise InputError(f"{shown(path)}: invalid YAML{where}: {problem}") from exc
 
 
-def dump_json(data: Any) -> str:
+def dump_json(data: Any, encoded: dict[str, str] | None = None) -> str:
     """The JSON layout of state files: one top-level key per line, each value compact.
 
     Readable enough, and fast: json's indenting encoder is pure Python, the compact one is C.
+    `encoded` gives the JSON text of some top-level values, already encoded by the caller.
     """
     if isinstance(data, dict) and data:
+        given = encoded or {}
         lines = (
-            f"  {json.dumps(key, ensure_ascii=False)}: {json.dumps(value, ensure_ascii=False)}"
+            f"  {json.dumps(key, ensure_ascii=False)}: "
+            f"{given[key] if key in given else json.dumps(value, ensure_ascii=False)}"
             for key, value in data.items()
         )
         return "{\n" + ",\n".join(lines) + "\n}\n"

@@ -17,7 +17,7 @@ from typing import Any
 
 from freshbatch.batching import BatchPlan
 from freshbatch.clock import now_iso
-from freshbatch.files import write_atomic
+from freshbatch.files import dump_json, write_atomic
 from freshbatch.providers import Usage
 
 SCHEMA_VERSION = 1
@@ -218,24 +218,15 @@ class Progress:
                 listener(name, data)
 
     def _dump(self) -> str:
-        """The state as dump_json would write it, re-encoding only the batches that changed."""
-        encoded = self._encoded
+        """The state as dump_json writes it, re-encoding only the batch entries that changed."""
         parts = []
         for entry in self.state["batches"]:
             key = (entry["phase"], entry["batch"])
-            text = encoded.get(key)
+            text = self._encoded.get(key)
             if text is None:
-                text = encoded[key] = json.dumps(entry, ensure_ascii=False)
+                text = self._encoded[key] = json.dumps(entry, ensure_ascii=False)
             parts.append(text)
-        lines = []
-        for name, value in self.state.items():
-            text = (
-                "[" + ", ".join(parts) + "]"
-                if name == "batches"
-                else json.dumps(value, ensure_ascii=False)
-            )
-            lines.append(f"  {json.dumps(name)}: {text}")
-        return "{\n" + ",\n".join(lines) + "\n}\n"
+        return dump_json(self.state, {"batches": "[" + ", ".join(parts) + "]"})
 
     def refresh(self) -> None:
         """Recompute the per-phase summaries, the totals and the ETA from the batches."""

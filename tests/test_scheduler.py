@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from freshbatch import cli
+from freshbatch import cli, phase_run
 from freshbatch.phases import load_phases
 from freshbatch.runner import run
 from freshbatch.workspace import Workspace
@@ -377,8 +377,6 @@ def test_a_judgement_is_reused_at_merge_when_nothing_it_reads_has_changed(
     comes, however many batches merge before its turn; a phase-3 answer is judged again at
     merge only when earlier phase-3 batches merged since (its ids and new flags depend on
     them), and then without the schema, which it already passed."""
-    from freshbatch import phase_run
-
     calls: list[tuple[int, int, bool]] = []
     real_judge = phase_run.PhaseRun.judge
 
