@@ -44,10 +44,19 @@ class AttemptRecord:
     answer: Answer | None
     issues: tuple[Issue, ...]
     transport_retries: int
+    retry_usage: Usage = Usage()  # what this attempt's failed transport tries still cost
+    error: str | None = None  # the provider error that ended the run during this attempt
+    sent: dict[str, Any] | None = None  # what the failed call really ran (claude-cli)
 
     @property
     def is_valid(self) -> bool:
         return self.answer is not None and not any(i.severity == ERROR for i in self.issues)
+
+    @property
+    def usage(self) -> Usage:
+        """Everything this attempt cost: the answer and any failed tries before it."""
+        answer = self.answer.usage if self.answer is not None else Usage()
+        return answer + self.retry_usage
 
 
 @dataclass(frozen=True)
@@ -98,15 +107,40 @@ def wait_seconds(policy: RetryPolicy, state: RetryCallState) -> float:
     return min(backoff, policy.max_seconds) * random.uniform(0.5, 1.0)
 
 
+class Spend:
+    """What failed provider calls still cost (their usage), summed across transport retries."""
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+
+    def add(self, exc: BaseException) -> None:
+        usage = getattr(exc, "usage", None)
+        if isinstance(usage, Usage):
+            self.usage = self.usage + usage
+
+
 def with_retries(
-    action: Callable[[], T], label: str, policy: RetryPolicy, gate: RateGate
+    action: Callable[[], T],
+    label: str,
+    policy: RetryPolicy,
+    gate: RateGate,
+    spend: Spend | None = None,
 ) -> tuple[T, int]:
     """action() with transport retries; returns its result and how many retries it took.
 
     Rate limits (429, 529) close the shared gate, so every worker waits out retry-after;
-    other transport faults back off in this worker only.
+    other transport faults back off in this worker only. The usage failed calls report is
+    added to `spend`, and carried by the ProviderError when the retries give up.
     """
     retries = 0
+    spend = spend if spend is not None else Spend()
+
+    def tracked() -> T:
+        try:
+            return action()
+        except (TransientError, ProviderError) as exc:
+            spend.add(exc)
+            raise
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -130,23 +164,49 @@ def with_retries(
         reraise=True,
     )
     try:
-        result = retrying(action)
+        result = retrying(tracked)
     except TransientError as exc:
         raise ProviderError(
             f"{label}: gave up after {retries} transport retries: {exc}; "
-            "the run can be resumed later"
+            "the run can be resumed later",
+            usage=spend.usage,
         ) from exc
+    except ProviderError as exc:
+        exc.usage = spend.usage
+        raise
     gate.succeeded()
     return result, retries
 
 
 def call_provider(
-    provider: Provider, request: Request, policy: RetryPolicy, gate: RateGate
+    provider: Provider,
+    request: Request,
+    policy: RetryPolicy,
+    gate: RateGate,
+    spend: Spend | None = None,
 ) -> tuple[Answer, int]:
     """provider.complete with transport retries (see with_retries)."""
-    answer, retries = with_retries(lambda: provider.complete(request), provider.name, policy, gate)
+    answer, retries = with_retries(
+        lambda: provider.complete(request), provider.name, policy, gate, spend
+    )
     request.notify_started()
     return answer, retries
+
+
+class Timings:
+    """When an attempt started, and its wall time and provider CPU once done."""
+
+    def __init__(self) -> None:
+        self.started, self.clock, self.cpu = now_iso(), time.monotonic(), time.thread_time()
+
+    def done(self) -> dict[str, Any]:
+        return {
+            "started_at": self.started,
+            "finished_at": now_iso(),
+            "seconds": round(time.monotonic() - self.clock, 3),
+            # this thread's CPU inside the provider call (SDK, HTTP, stream), retries too
+            "provider_cpu_seconds": round(time.thread_time() - self.cpu, 4),
+        }
 
 
 def run_attempts(
@@ -164,23 +224,21 @@ def run_attempts(
     retry: Retry | None = None
     for attempt in range(1, max_attempts + 1):
         request = build(attempt, retry)
-        started, clock, cpu = now_iso(), time.monotonic(), time.thread_time()
-        answer, retries = call_provider(provider, request, policy, gate)
-        provider_cpu = time.thread_time() - cpu
+        timings = Timings()
+
+        spend = Spend()
+        try:
+            answer, retries = call_provider(provider, request, policy, gate, spend)
+        except ProviderError as exc:
+            if spend.usage != Usage() or exc.sent is not None:  # paid for, or worth a look
+                failed = AttemptRecord(attempt, None, (), 0, spend.usage, str(exc), exc.sent)
+                record(request, failed, timings.done())
+            raise
+        times = timings.done()
         body, issues = judge_answer(answer, batch, judge)
-        result = AttemptRecord(attempt, answer, tuple(issues), retries)
+        result = AttemptRecord(attempt, answer, tuple(issues), retries, spend.usage)
         records.append(result)
-        record(
-            request,
-            result,
-            {
-                "started_at": started,
-                "finished_at": now_iso(),
-                "seconds": round(time.monotonic() - clock, 3),
-                # this thread's CPU inside the provider call (SDK, HTTP, stream), retries too
-                "provider_cpu_seconds": round(provider_cpu, 4),
-            },
-        )
+        record(request, result, times)
         if result.is_valid and body is not None:
             return BatchOutcome(body, tuple(records))
         retry = Retry(answer.text, tuple(issues))
@@ -190,6 +248,5 @@ def run_attempts(
 def total_usage(outcome: BatchOutcome) -> Usage:
     usage = Usage()
     for attempt in outcome.attempts:
-        if attempt.answer is not None:
-            usage = usage + attempt.answer.usage
+        usage = usage + attempt.usage
     return usage

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from freshbatch.providers import Usage
+
 
 class FreshbatchError(Exception):
     """A failure the user must see: one line, naming the file or object and the fix."""
@@ -26,17 +31,34 @@ class LockedError(InputError):
 
 
 class ProviderError(FreshbatchError):
-    """A provider failure no retry can fix: credentials, unknown model, missing binary."""
+    """A provider failure no retry can fix: credentials, unknown model, missing binary.
+
+    `usage` is what the failed call(s) still cost (a CLI may bill turns before it fails);
+    `sent` describes what really ran, for the transcript.
+    """
 
     exit_code = 3
+
+    def __init__(
+        self, message: str, *, usage: Usage | None = None, sent: dict[str, Any] | None = None
+    ):
+        super().__init__(message)
+        self.usage = usage
+        self.sent = sent
 
 
 class TransientError(Exception):
     """A provider fault that a retry may fix (429, 529, 5xx, timeout, dropped connection)."""
 
     def __init__(
-        self, message: str, *, retry_after: float | None = None, status: int | None = None
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = None,
+        usage: Usage | None = None,
     ):
         super().__init__(message)
         self.retry_after = retry_after
         self.status = status
+        self.usage = usage  # what the failed call still cost, when the provider knows

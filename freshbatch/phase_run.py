@@ -321,9 +321,13 @@ class PhaseRun:
     ) -> None:
         """Write the attempt's transcript and update progress (tokens, cost, errors)."""
         answer = attempt.answer
-        usage = answer.usage if answer is not None else Usage()
+        usage = attempt.usage
         cost = self.pricing.cost(usage, model, batch=batch, cache_ttl=request.cache_ttl)
         issues = [i.to_dict() for i in attempt.issues]
+        sent = answer.sent if answer is not None else attempt.sent
+        prefix = (answer.prefix_sha256 if answer is not None else None) or request.prefix_sha256
+        if sent is not None:
+            prefix = sent.get("system_sha256") or prefix
         self.store.write_transcript(
             request.meta.batch,
             attempt.attempt,
@@ -335,10 +339,16 @@ class PhaseRun:
                 "attempt": attempt.attempt,
                 "provider": provider_name,
                 "model": model,
-                "prefix_sha256": request.prefix_sha256,
-                "request": request.to_dict(),
+                "prefix_sha256": prefix,
+                "request": sent if sent is not None else request.to_dict(),
                 "answer": answer.to_dict() if answer else None,
                 "transport_retries": attempt.transport_retries,
+                **(
+                    {"retry_usage": attempt.retry_usage.to_dict()}
+                    if attempt.retry_usage != Usage()
+                    else {}
+                ),
+                **({"error": attempt.error} if attempt.error else {}),
                 "cost_usd": cost,
                 **timings,
                 "validation": {"valid": attempt.is_valid, "issues": issues},

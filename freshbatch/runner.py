@@ -17,7 +17,14 @@ from freshbatch.phases import PhaseDef, load_phases, resolve_phase
 from freshbatch.pricing import Pricing
 from freshbatch.progress import Progress, ReadOnlyProgress
 from freshbatch.prompts import build_request
-from freshbatch.providers import PROVIDER_NAMES, Provider, ProviderConfig, Request, make_provider
+from freshbatch.providers import (
+    PROVIDER_NAMES,
+    Provider,
+    ProviderConfig,
+    Request,
+    make_provider,
+    prepare_provider,
+)
 from freshbatch.scheduler import PhaseResult, Scheduler, propagate
 from freshbatch.status import merged_batch_count
 from freshbatch.store import check_plan_record, course_lock, record_plan
@@ -115,6 +122,7 @@ def run(
                 replay_dir=options.replay_dir,
             ),
         )
+        provider_info = prepare_provider(provider)  # e.g. a CLI too old: exit 3, before a write
         progress = Progress(course.state_dir, course.code, plan, numbers)
         if listen is not None:
             listen(progress)
@@ -130,6 +138,7 @@ def run(
                 "model": model,
                 "phases": numbers,
                 "concurrency": concurrency,
+                **provider_info,
             }  # fmt: skip
         )
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -62,21 +63,64 @@ def request(*messages: Message) -> Request:
 def test_clean_session_argv_and_stdin(
     claude: str, log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One print-mode session: clean flags, system prompt in argv, prompt on stdin."""
+    """With an API key: bare mode, system prompt from a file, prompt on stdin, an empty cwd."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-only-not-a-key")
     monkeypatch.setenv("FAKE_CLAUDE_TEXT", '{"translations": {}}')
     answer = provider(claude, tmp_path).complete(request())
     (call,) = calls(log)
-    assert call["argv"][1:] == [
-        "-p", "--output-format", "json", "--model", MODEL,
-        "--system-prompt", "Framing for phase 1.\n\nThe phase intelligence.",
+    argv = call["argv"]
+    system_file = argv[argv.index("--system-prompt-file") + 1]
+    assert argv[1:] == [
+        "-p", "--bare", "--output-format", "json", "--model", MODEL,
+        "--system-prompt-file", system_file,
         "--tools", "", "--max-turns", "1", "--no-session-persistence", "--strict-mcp-config",
+        "--disable-slash-commands",
     ]  # fmt: skip
-    assert not {"--continue", "-c", "--resume", "-r"} & set(call["argv"])
+    assert not {"--continue", "-c", "--resume", "-r", "--system-prompt"} & set(argv)
+    assert call["system"] == "Framing for phase 1.\n\nThe phase intelligence."
     assert call["stdin"] == FIRST
+    assert Path(call["cwd"]).name == "work" and not Path(call["cwd"]).exists()  # removed after
+    assert call["home"] != str(Path.home()) and not Path(system_file).exists()
+    assert call["env"]["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] == "1000"
+    for name in ("CLAUDE_CODE_DISABLE_THINKING", "CLAUDE_CODE_MAX_RETRIES",
+                 "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "DISABLE_TELEMETRY"):  # fmt: skip
+        assert call["env"][name] in ("0", "1")
     assert answer.text == '{"translations": {}}'
     assert (answer.stop_reason, answer.model) == ("end_turn", MODEL)
     assert answer.usage.as_tuple() == (12, 34, 56, 78)
     assert answer.request_id == "fake-session-0001"
+    sent = answer.sent or {}
+    assert sent["argv"] == argv and sent["stdin"] == FIRST and sent["claude_version"] == "2.1.332"
+    assert sent["auth"] == "api-key" and "ANTHROPIC_API_KEY" not in sent["env_set"]
+    assert "test-only-not-a-key" not in json.dumps(sent)
+    assert answer.prefix_sha256 == sent["system_sha256"]
+
+
+def test_subscription_mode_loads_no_settings(
+    claude: str, log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without an API key: the user's HOME (the login), no setting sources, no bare mode."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    provider(claude, tmp_path).complete(request())
+    (call,) = calls(log)
+    argv = call["argv"]
+    assert "--bare" not in argv
+    assert argv[argv.index("--setting-sources") + 1] == ""
+    assert call["home"] == os.environ.get("HOME")
+    assert call["env"]["CLAUDE_CODE_DISABLE_AUTO_MEMORY"] == "1"
+
+
+def test_version_checked_once(
+    claude: str, log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prepare() reports the version; a too old CLI is one ProviderError naming both versions."""
+    cli = provider(claude, tmp_path)
+    assert cli.prepare() == {"claude_version": "2.1.332"}
+    monkeypatch.setenv("FAKE_CLAUDE_VERSION", "2.0.1 (Claude Code)")
+    assert cli.prepare() == {"claude_version": "2.1.332"}  # once per provider, i.e. per run
+    with pytest.raises(ProviderError, match=r"Claude Code 2\.0\.1 is too old; .* needs 2\.1\."):
+        provider(claude, tmp_path).prepare()
+    assert not log.exists()  # --version starts no session
 
 
 def test_new_process_per_request(claude: str, log: Path, tmp_path: Path) -> None:
@@ -103,13 +147,16 @@ def test_retry_turns_rendered_on_stdin(claude: str, log: Path, tmp_path: Path) -
 
 
 @pytest.mark.parametrize(
-    ("mode", "error", "match"),
+    ("mode", "error", "match", "status"),
     [
-        ("error", TransientError, "Something odd happened"),
-        ("ratelimit", TransientError, "rate limit"),
-        ("auth", ProviderError, "Invalid API key"),
-        ("garbage", TransientError, "no JSON result.*this is not json"),
-        ("old", ProviderError, "unknown option '--no-session-persistence'; update claude"),
+        ("error", TransientError, "Something odd happened", None),
+        ("ratelimit", TransientError, "429", 429),
+        ("overloaded", TransientError, "529", 529),
+        ("server", TransientError, "500", None),
+        ("auth", ProviderError, "HTTP 401 authentication_error", None),
+        ("notfound", ProviderError, "HTTP 404 not_found_error.*check --model", None),
+        ("garbage", TransientError, "no JSON result.*this is not json", None),
+        ("old", ProviderError, "unknown option '--no-session-persistence'; update claude", None),
     ],
 )
 def test_error_results(
@@ -120,11 +167,27 @@ def test_error_results(
     mode: str,
     error: type[Exception],
     match: str,
+    status: int | None,
 ) -> None:
-    """is_error true fails even with exit 0; auth and a too-old claude stop, the rest retry."""
+    """Classified by api_error_status: 4xx stop, 429/529 are rate limits, the rest retry."""
     monkeypatch.setenv("FAKE_CLAUDE_MODE", mode)
-    with pytest.raises(error, match=match):
+    with pytest.raises(error, match=match) as caught:
         provider(claude, tmp_path).complete(request())
+    if status is not None:
+        assert getattr(caught.value, "status", None) == status
+    if mode not in ("garbage", "old"):
+        assert caught.value.usage.as_tuple() == (12, 34, 56, 78)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("mode", ["truncated", "continued"])
+def test_truncation_in_every_form_is_a_truncated_answer(
+    claude: str, log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """The CLI's own continuation (num_turns > 1) or its give-up message: stop_reason max_tokens."""
+    monkeypatch.setenv("FAKE_CLAUDE_MODE", mode)
+    answer = provider(claude, tmp_path).complete(request())
+    assert answer.is_truncated and answer.text == ""
+    assert answer.usage.as_tuple() == (12, 34, 56, 78)
 
 
 def test_exit_code_alone_is_not_failure(

@@ -109,6 +109,10 @@ class Answer:
     seconds: float = 0.0
     first_token_seconds: float | None = None
     request_id: str | None = None
+    # what really ran when it is not the Messages API request itself (claude-cli: argv,
+    # variables set, stdin, version, the CLI's JSON result); the transcript's "request"
+    sent: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    prefix_sha256: str | None = None  # SHA-256 of the system bytes sent, when not the request's
 
     @property
     def is_truncated(self) -> bool:
@@ -117,6 +121,7 @@ class Answer:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["usage"] = self.usage.to_dict()
+        del data["sent"], data["prefix_sha256"]
         return data
 
     @classmethod
@@ -150,6 +155,13 @@ class Provider(Protocol):
     name: str
 
     def complete(self, request: Request) -> Answer: ...
+
+
+def prepare_provider(provider: Provider) -> dict[str, Any]:
+    """Once per run, before any request: a provider's own checks and what it reports about
+    itself for progress.json's run info (claude-cli: its version). Optional for providers."""
+    prepare = getattr(provider, "prepare", None)
+    return dict(prepare()) if callable(prepare) else {}
 
 
 ProviderFactory = Callable[[ProviderConfig], Provider]

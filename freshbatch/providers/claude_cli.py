@@ -1,71 +1,224 @@
-"""A clean `claude -p` subprocess per request: prompt on stdin, one JSON result on stdout.
+"""A clean `claude -p` session per attempt: Claude Code's CLI, isolated, one request, one answer.
 
-Every call is a new session: no --continue or --resume, no tools, one turn, nothing saved,
-no MCP servers. Success is read from the result's `is_error`, never from the exit code.
+Each attempt runs the CLI once in an empty temporary working directory, with the system prompt
+in a file (`--system-prompt-file`: exact bytes, no argv size limit) and the prompt on stdin.
+With ANTHROPIC_API_KEY set it runs in bare mode (`--bare`: no hooks, plugins, MCP, memory or
+CLAUDE.md; API-key auth only) with a temporary HOME, so nothing of the user's `~/.claude`
+is read or written. Without a key (a Claude subscription login) it keeps HOME, where the
+login lives, and loads no settings file (`--setting-sources ""`), no auto-memory, no MCP.
+Either way: no tools, no slash commands, no thinking, no telemetry, the phase's max_tokens,
+and no retries inside the CLI (freshbatch's own retries and rate-limit gate decide).
+
+Flags and variables were checked against the installed CLI's `--help` and its behaviour
+against tests/fakes/messages_api.py (Claude Code 2.1.332, 2026-12-02); see README.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from freshbatch.errors import ProviderError, TransientError
 from freshbatch.providers import Answer, Message, ProviderConfig, Request, Usage
 from freshbatch.providers.subprocess_run import Finished, run_process
 
-_RATE_LIMITED = re.compile(r"rate.?limit|overloaded|\b429\b|\b529\b", re.IGNORECASE)
-_AUTH_FAILED = re.compile(r"authenticat|log.?in|api.?key|\b401\b", re.IGNORECASE)
+MIN_VERSION = (2, 1, 315)  # the oldest release whose JSON result carries api_error_status
+TESTED_VERSION = "2.1.332"
 _TURN_LABELS = {"assistant": "[your previous answer]", "user": "[validator feedback]"}
+_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+_TRUNCATED = re.compile(r"exceeded the \d+ output token maximum", re.IGNORECASE)
+FATAL_STATUSES = frozenset({400, 401, 403, 404, 413})
+RATE_LIMITS = frozenset({429, 529})
+
+# Set for every call, whichever the auth: the phase's limit, no thinking, no retries of the
+# CLI's own, and no traffic but the Messages API (telemetry, error reports, update checks).
+PRIVACY_ENV = {
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "DISABLE_ERROR_REPORTING": "1",
+}
+SESSION_ENV = {
+    "CLAUDE_CODE_DISABLE_THINKING": "1",
+    "CLAUDE_CODE_MAX_RETRIES": "0",
+    "CLAUDE_CODE_DISABLE_AUTO_MEMORY": "1",
+    **PRIVACY_ENV,
+}
+
+# Set by a Claude Code that runs freshbatch (from its Bash tool, say): the child would take
+# itself for a nested session of that one, so they are not passed on.
+NESTED_SESSION_ENV = frozenset({"CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_CODE_SSE_PORT"})
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One CLI call: argv (no secrets), the variables freshbatch sets, where it runs."""
+
+    argv: list[str]
+    env_set: dict[str, str]
+    cwd: Path
+    mode: str  # "api-key" (bare) or "subscription"
+
+    def environment(self) -> dict[str, str]:
+        """The child's whole environment: the caller's, with freshbatch's variables on top."""
+        env = {k: v for k, v in os.environ.items() if k not in NESTED_SESSION_ENV}
+        env.update(self.env_set)
+        return env
 
 
 class ClaudeCliProvider:
-    """Runs config.claude_binary once per request in print mode."""
+    """Runs config.claude_binary once per request in print mode, isolated."""
 
     name = "claude-cli"
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
+        self._version: str | None = None
+        self._lock = threading.Lock()
+
+    def prepare(self) -> dict[str, Any]:
+        """`claude --version` once per run: refuse a CLI too old for the flags used."""
+        return {"claude_version": self.version()}
+
+    def version(self) -> str:
+        """The installed CLI's version, checked once against MIN_VERSION."""
+        with self._lock:
+            if self._version is None:
+                self._version = check_version(self.config.claude_binary, self.config.timeout)
+            return self._version
 
     def complete(self, request: Request) -> Answer:
-        """Run one fresh `claude -p` and turn its JSON result into an Answer."""
-        finished = run_process(
-            claude_argv(self.config.claude_binary, request),
-            render_prompt(request.messages),
-            self.config.timeout,
-            label="claude-cli",
-        )
-        result = _parse_result(finished)
-        if result.get("is_error") is not False:
-            raise _result_error(result, finished)
-        return Answer(
-            text=str(result.get("result") or ""),
-            stop_reason=str(result.get("stop_reason") or "end_turn"),
-            model=request.model,
-            usage=Usage.from_dict(result.get("usage")),
-            seconds=finished.seconds,
-            request_id=_optional_str(result.get("session_id")),
-        )
+        """Run one fresh, isolated `claude -p` and turn its JSON result into an Answer."""
+        version = self.version()
+        system = "\n\n".join(request.system)
+        prompt = render_prompt(request.messages)
+        with tempfile.TemporaryDirectory(prefix="freshbatch-claude-") as scratch:
+            invocation = build_invocation(self.config.claude_binary, request, Path(scratch))
+            Path(invocation.argv[invocation.argv.index("--system-prompt-file") + 1]).write_text(
+                system, encoding="utf-8"
+            )
+            finished = run_process(
+                invocation.argv,
+                prompt,
+                self.config.timeout,
+                label="claude-cli",
+                env=invocation.environment(),
+                cwd=invocation.cwd,
+            )
+        sent = describe_sent(invocation, system, prompt, version, request)
+        result = parse_result(finished)
+        sent["result"] = result
+        return answer_from_result(result, finished, request, sent)
 
 
-def claude_argv(binary: str, request: Request) -> list[str]:
-    """The exact argv of one clean print-mode session (no shell)."""
-    return [
-        binary,
-        "-p",
-        "--output-format",
-        "json",
-        "--model",
-        request.model,
-        "--system-prompt",
-        "\n\n".join(request.system),
-        "--tools",
-        "",
-        "--max-turns",
-        "1",
-        "--no-session-persistence",
-        "--strict-mcp-config",
-    ]
+def build_invocation(binary: str, request: Request, scratch: Path) -> Invocation:
+    """The argv and variables of one clean print-mode session inside `scratch`."""
+    workdir = scratch / "work"
+    workdir.mkdir()
+    argv = [
+        binary, "-p", "--output-format", "json", "--model", request.model,
+        "--system-prompt-file", str(scratch / "system.txt"),
+        "--tools", "", "--max-turns", "1", "--no-session-persistence",
+        "--strict-mcp-config", "--disable-slash-commands",
+    ]  # fmt: skip
+    env = {**SESSION_ENV, "CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(request.max_tokens)}
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        home = scratch / "home"
+        home.mkdir()
+        argv.insert(2, "--bare")
+        env["HOME"] = str(home)
+        return Invocation(argv, env, workdir, "api-key")
+    argv[2:2] = ["--setting-sources", ""]
+    return Invocation(argv, env, workdir, "subscription")
+
+
+def describe_sent(
+    invocation: Invocation, system: str, prompt: str, version: str, request: Request
+) -> dict[str, Any]:
+    """What really ran, for the transcript: no secrets, scratch paths shown as such."""
+    return {
+        "transport": "claude-cli",
+        "claude_version": version,
+        "auth": invocation.mode,
+        "argv": invocation.argv,
+        "env_set": invocation.env_set,
+        "stdin": prompt,
+        "system": system,
+        "system_sha256": hashlib.sha256(system.encode("utf-8")).hexdigest(),
+        "max_tokens": request.max_tokens,
+    }
+
+
+def answer_from_result(
+    result: dict[str, Any], finished: Finished, request: Request, sent: dict[str, Any]
+) -> Answer:
+    """An Answer, a truncated Answer, or the error the result stands for."""
+    usage = Usage.from_dict(result.get("usage"))
+    message = str(result.get("result") or result.get("subtype") or finished.last_stderr_line)
+    truncated = (
+        int(result.get("num_turns") or 1) > 1  # the CLI continued a cut-off answer by itself
+        or result.get("stop_reason") == "max_tokens"
+        or bool(_TRUNCATED.search(message))
+    )
+    if result.get("is_error") is not False and not truncated:
+        raise result_error(result, message, usage, sent)
+    return Answer(
+        text=str(result.get("result") or "") if not truncated else "",
+        stop_reason="max_tokens" if truncated else str(result.get("stop_reason") or "end_turn"),
+        model=request.model,
+        usage=usage,
+        seconds=finished.seconds,
+        request_id=result["session_id"] if isinstance(result.get("session_id"), str) else None,
+        sent=sent,
+        prefix_sha256=sent["system_sha256"],
+    )
+
+
+def result_error(
+    result: dict[str, Any], message: str, usage: Usage, sent: dict[str, Any]
+) -> Exception:
+    """Classify an is_error result by its api_error_status, never by its wording."""
+    status = result.get("api_error_status")
+    kind = result.get("api_error_type")
+    detail = f"claude-cli: {excerpt(message or 'error')}"
+    if isinstance(status, int) and status in FATAL_STATUSES:
+        hint = {401: "; check ANTHROPIC_API_KEY or log in with `claude`", 403: "; check the "
+                "account's access", 404: "; check --model"}.get(status, "")  # fmt: skip
+        return ProviderError(
+            f"claude-cli: HTTP {status} {kind or ''}: {excerpt(message)}{hint}".replace("  ", " "),
+            usage=usage,
+            sent=sent,
+        )
+    if isinstance(status, int) and status in RATE_LIMITS:
+        return TransientError(detail, status=status, usage=usage)
+    if isinstance(status, int) and 400 <= status < 500:
+        return ProviderError(f"claude-cli: HTTP {status}: {excerpt(message)}", usage=usage,
+                             sent=sent)  # fmt: skip
+    return TransientError(detail, status=status if isinstance(status, int) else None, usage=usage)
+
+
+def check_version(binary: str, timeout: float) -> str:
+    """Run `claude --version`; a release older than MIN_VERSION is a one-line ProviderError."""
+    finished = run_process([binary, "--version"], "", min(timeout, 60.0), label="claude-cli")
+    found = _VERSION.search(finished.stdout)
+    if finished.returncode != 0 or found is None:
+        shown = excerpt(finished.stdout.strip() or finished.last_stderr_line or "<empty>")
+        raise ProviderError(f"claude-cli: `{binary} --version` gave no version: {shown}")
+    version = tuple(int(part) for part in found.groups())
+    needed = ".".join(map(str, MIN_VERSION))
+    if version < MIN_VERSION:
+        raise ProviderError(
+            f"claude-cli: Claude Code {found.group(0)} is too old; freshbatch needs {needed} "
+            "or newer (npm install -g @anthropic-ai/claude-code)"
+        )
+    return found.group(0)
 
 
 def render_prompt(messages: tuple[Message, ...]) -> str:
@@ -78,7 +231,7 @@ def render_prompt(messages: tuple[Message, ...]) -> str:
     return "\n\n".join(parts)
 
 
-def _parse_result(finished: Finished) -> dict[str, Any]:
+def parse_result(finished: Finished) -> dict[str, Any]:
     """The JSON result object on stdout (the last JSON line if anything else came first)."""
     stdout = finished.stdout.strip()
     candidates = [stdout] + [line for line in reversed(stdout.splitlines()) if line.startswith("{")]
@@ -90,30 +243,14 @@ def _parse_result(finished: Finished) -> dict[str, Any]:
         if isinstance(result, dict):
             return result
     if "unknown option" in finished.stderr:  # a claude too old for the clean-session flags
-        raise ProviderError(f"claude-cli: {_excerpt(finished.last_stderr_line)}; update claude")
+        raise ProviderError(f"claude-cli: {excerpt(finished.last_stderr_line)}; update claude")
     raise TransientError(
         f"claude-cli: no JSON result on stdout (exit {finished.returncode}): "
-        f"{_excerpt(stdout or finished.last_stderr_line or '<empty>')}"
+        f"{excerpt(stdout or finished.last_stderr_line or '<empty>')}"
     )
 
 
-def _result_error(result: dict[str, Any], finished: Finished) -> Exception:
-    """Classify a result with is_error true: rate limit and others retry, auth stops."""
-    message = str(result.get("result") or result.get("subtype") or finished.last_stderr_line)
-    text = f"claude-cli: {_excerpt(message or 'error')}"
-    if _RATE_LIMITED.search(message):
-        return TransientError(text, status=529 if "overloaded" in message.lower() else 429)
-    if _AUTH_FAILED.search(message):
-        return ProviderError(f"{text}; log in with `claude` or set its credentials")
-    return TransientError(text)
-
-
-def _excerpt(text: str, limit: int = 200) -> str:
+def excerpt(text: str, limit: int = 200) -> str:
     """One line of at most `limit` characters."""
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def _optional_str(value: Any) -> str | None:
-    """A string value, or None."""
-    return value if isinstance(value, str) else None

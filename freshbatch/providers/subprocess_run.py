@@ -7,8 +7,9 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from freshbatch.errors import ProviderError, TransientError
 
@@ -29,15 +30,25 @@ class Finished:
         return lines[-1] if lines else ""
 
 
-def run_process(argv: Sequence[str], stdin: str, timeout: float, *, label: str) -> Finished:
+def run_process(
+    argv: Sequence[str],
+    stdin: str,
+    timeout: float,
+    *,
+    label: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Finished:
     """Run argv (no shell) in its own process group, feeding stdin as UTF-8.
+
+    `env` replaces the environment when given; `cwd` is the child's working directory.
 
     On timeout, or if the caller is interrupted, the whole group is killed with SIGKILL
     and reaped, so no grandchild outlives the attempt. A timeout raises TransientError;
     a program that cannot be started raises ProviderError.
     """
     started = time.monotonic()
-    process = _spawn(argv, label)
+    process = _spawn(argv, label, env, cwd)
     try:
         out, err = process.communicate(stdin.encode("utf-8"), timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -49,7 +60,9 @@ def run_process(argv: Sequence[str], stdin: str, timeout: float, *, label: str) 
     return Finished(process.returncode, _decode(out), _decode(err), time.monotonic() - started)
 
 
-def _spawn(argv: Sequence[str], label: str) -> subprocess.Popen[bytes]:
+def _spawn(
+    argv: Sequence[str], label: str, env: Mapping[str, str] | None, cwd: Path | None
+) -> subprocess.Popen[bytes]:
     """Start the child in a new session, or raise ProviderError naming the program."""
     try:
         return subprocess.Popen(
@@ -58,6 +71,8 @@ def _spawn(argv: Sequence[str], label: str) -> subprocess.Popen[bytes]:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            env=None if env is None else dict(env),
+            cwd=cwd,
         )
     except FileNotFoundError:
         raise ProviderError(f"{label}: program {argv[0]!r} not found; check its path") from None

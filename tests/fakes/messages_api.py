@@ -16,10 +16,11 @@ Endpoints:
 
 Simulated prompt cache (see ``PromptCache``): the request is flattened into ordered segments,
 ``system`` blocks first, then every message's content blocks (string content counts as one
-text block). The cached prefix is everything up to and including the last segment carrying
-``cache_control``; its key is the SHA-256 of the canonical JSON of the model plus those
-segments (with ``cache_control`` itself removed). Tokens are estimated as ``len(text) // 4``
-(at least 1 for non-empty text; non-text blocks count their canonical JSON).
+text block). Every segment carrying ``cache_control`` ends a cacheable prefix, keyed by the
+SHA-256 of the canonical JSON of the model plus its segments (``cache_control`` removed); the
+longest prefix already cached is read, the rest up to the last breakpoint written. Tokens
+are estimated as ``len(text) // 4`` (at least 1 for non-empty text; non-text blocks count
+their canonical JSON).
 """
 
 from __future__ import annotations
@@ -233,8 +234,7 @@ def _segments_text(segments: list[JSON]) -> str:
 
 def input_token_estimate(request: JSON) -> int:
     """Estimate the input tokens of a whole request (at least 1)."""
-    segments = _system_segments(request.get("system")) + _message_segments(request.get("messages"))
-    return max(1, estimate_tokens(_segments_text(segments)))
+    return max(1, estimate_tokens(_segments_text(_request_segments(request))))
 
 
 class PromptCache:
@@ -263,36 +263,67 @@ class PromptCache:
 
     @staticmethod
     def split(request: JSON) -> tuple[str | None, str, str]:
-        """Return (prefix key or None, prefix text, uncached text) of a request."""
-        segments = _system_segments(request.get("system")) + _message_segments(
-            request.get("messages")
-        )
-        marked = [i for i, segment in enumerate(segments) if _has_cache_control(segment)]
-        if not marked:
+        """Return (key of the longest marked prefix or None, its text, the text after it)."""
+        segments = _request_segments(request)
+        marks = _breakpoints(segments)
+        if not marks:
             return None, "", _segments_text(segments)
-        cut = marked[-1] + 1
-        prefix = [_strip_cache_control(segment) for segment in segments[:cut]]
-        key = hashlib.sha256(_canonical([request.get("model"), prefix]).encode()).hexdigest()
-        return key, _segments_text(segments[:cut]), _segments_text(segments[cut:])
+        cut = marks[-1]
+        return (
+            _prefix_key(request, segments, cut),
+            _segments_text(segments[:cut]),
+            _segments_text(segments[cut:]),
+        )
 
     def account(self, request: JSON) -> CacheUsage:
-        """Record a request against the cache and return its token split."""
-        key, prefix_text, rest_text = self.split(request)
-        prefix_tokens = estimate_tokens(prefix_text)
-        if key is None or prefix_tokens < max(self.min_cacheable_tokens, 1):
-            total = max(1, estimate_tokens(prefix_text + rest_text))
-            return CacheUsage(total, 0, 0)
+        """Record a request against the cache and return its token split.
+
+        As the real API does, every cache breakpoint is a candidate: the longest marked prefix
+        already cached is read, the tokens from there to the last breakpoint are written, and
+        every marked prefix is cached for later requests.
+        """
+        segments = _request_segments(request)
+        marks = _breakpoints(segments)
+        last = marks[-1] if marks else 0
+        prefix_tokens = estimate_tokens(_segments_text(segments[:last]))
+        if not marks or prefix_tokens < max(self.min_cacheable_tokens, 1):
+            return CacheUsage(max(1, estimate_tokens(_segments_text(segments))), 0, 0)
+        keys = [(cut, _prefix_key(request, segments, cut)) for cut in marks]
         with self._lock:
-            hit = key in self._keys
-            self._keys.add(key)
+            hit = max((cut for cut, key in keys if key in self._keys), default=0)
+            self._keys.update(key for _, key in keys)
             if hit:
                 self.hits += 1
             else:
                 self.misses += 1
-        rest = estimate_tokens(rest_text)
-        if hit:
-            return CacheUsage(rest, 0, prefix_tokens)
-        return CacheUsage(rest, prefix_tokens, 0)
+        read = estimate_tokens(_segments_text(segments[:hit]))
+        rest = estimate_tokens(_segments_text(segments[last:]))
+        return CacheUsage(rest, prefix_tokens - read, read)
+
+
+BILLING_HEADER = "x-anthropic-billing-header:"
+
+
+def _request_segments(request: JSON) -> list[JSON]:
+    """System then message segments, without Claude Code's per-request billing block.
+
+    Claude Code puts `x-anthropic-billing-header: cc_version=...; ...` first in `system`, with
+    a suffix that changes with each prompt; the API reads it as billing metadata, not as
+    prompt, so it neither counts as input nor breaks the cached prefix.
+    """
+    segments = _system_segments(request.get("system")) + _message_segments(request.get("messages"))
+    return [s for s in segments if not _block_text(s["block"]).startswith(BILLING_HEADER)]
+
+
+def _breakpoints(segments: list[JSON]) -> list[int]:
+    """The prefix lengths that end at a segment carrying cache_control, shortest first."""
+    return [i + 1 for i, segment in enumerate(segments) if _has_cache_control(segment)]
+
+
+def _prefix_key(request: JSON, segments: list[JSON], cut: int) -> str:
+    """SHA-256 of the model and the first `cut` segments without their cache_control."""
+    prefix = [_strip_cache_control(segment) for segment in segments[:cut]]
+    return hashlib.sha256(_canonical([request.get("model"), prefix]).encode()).hexdigest()
 
 
 @dataclass
