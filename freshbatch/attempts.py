@@ -225,7 +225,6 @@ def run_attempts(
     for attempt in range(1, max_attempts + 1):
         request = build(attempt, retry)
         timings = Timings()
-
         spend = Spend()
         try:
             answer, retries = call_provider(provider, request, policy, gate, spend)

@@ -29,7 +29,7 @@ from freshbatch.errors import ProviderError, TransientError
 from freshbatch.providers import Answer, Message, ProviderConfig, Request, Usage
 from freshbatch.providers.subprocess_run import Finished, run_process
 
-MIN_VERSION = (2, 1, 315)  # the oldest release whose JSON result carries api_error_status
+MIN_VERSION = (2, 1, 282)  # the oldest release seen to count its own continuations in num_turns
 TESTED_VERSION = "2.1.332"
 _TURN_LABELS = {"assistant": "[your previous answer]", "user": "[validator feedback]"}
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
