@@ -123,6 +123,16 @@ def test_version_checked_once(
     assert not log.exists()  # --version starts no session
 
 
+def test_relative_binary_path_is_the_callers(
+    claude: str, log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--claude-binary bin/claude means the caller's bin/, though the session runs elsewhere."""
+    monkeypatch.chdir(Path(claude).parent.parent)
+    answer = provider("bin/claude", tmp_path).complete(request())
+    assert answer.text == '{"ok": true}'
+    assert calls(log)[0]["argv"][0] == claude
+
+
 def test_new_process_per_request(claude: str, log: Path, tmp_path: Path) -> None:
     """Two requests run two separate processes."""
     cli = provider(claude, tmp_path)

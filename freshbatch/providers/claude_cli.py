@@ -122,6 +122,8 @@ def build_invocation(binary: str, request: Request, scratch: Path) -> Invocation
     """The argv and variables of one clean print-mode session inside `scratch`."""
     workdir = scratch / "work"
     workdir.mkdir()
+    if os.sep in binary or (os.altsep and os.altsep in binary):
+        binary = os.path.abspath(binary)  # the session runs elsewhere: a relative path is ours
     argv = [
         binary, "-p", "--output-format", "json", "--model", request.model,
         "--system-prompt-file", str(scratch / "system.txt"),
