@@ -165,7 +165,8 @@ def test_subscription_mode_is_clean_too(
 def test_persistent_truncation_is_answer_truncated_not_a_transport_fault(
     claude_bin: str, api: FakeMessagesAPI, workspace: Workspace, demo: str
 ) -> None:
-    """Every answer cut at max_tokens: three attempts, each answer-truncated, spend recorded."""
+    """Every answer cut at max_tokens: three attempts, each answer-truncated, spend recorded,
+    and the CLI's own continuations stopped (it would send 4 requests per attempt)."""
     api.responder = lambda body: Reply.message(
         '{"translations": {"S0001": {', stop_reason="max_tokens"
     )
@@ -179,10 +180,13 @@ def test_persistent_truncation_is_answer_truncated_not_a_transport_fault(
     assert [r["attempt"] for r in records] == [1, 2, 3]
     assert all(r["transport_retries"] == 0 for r in records)
     assert all(r["answer"]["stop_reason"] == "max_tokens" for r in records)
-    assert all(r["request"]["result"]["is_error"] for r in records)  # the CLI's own give-up
+    # the CLI's own continuation was stopped: at most the one request it had already sent
+    assert all(r["request"]["result"]["subtype"] == "stopped_by_freshbatch" for r in records)
+    assert 3 <= len(api.message_requests()) <= 6
+    limit = load_phases(workspace)[1].max_tokens
     entry = batch_entry(folder, 1, 1)
     assert entry["status"] == "failed" and entry["attempts"] == 3
-    assert entry["tokens"]["output"] > 0 and entry["cost_usd"] > 0  # a failed call's spend
+    assert entry["tokens"]["output"] == 3 * limit and entry["cost_usd"] > 0  # spend recorded
 
 
 def test_unknown_model_stops_the_run_at_once(

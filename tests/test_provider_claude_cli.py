@@ -71,7 +71,7 @@ def test_clean_session_argv_and_stdin(
     argv = call["argv"]
     system_file = argv[argv.index("--system-prompt-file") + 1]
     assert argv[1:] == [
-        "-p", "--bare", "--output-format", "json", "--model", MODEL,
+        "-p", "--bare", "--output-format", "stream-json", "--verbose", "--model", MODEL,
         "--system-prompt-file", system_file,
         "--tools", "", "--max-turns", "1", "--no-session-persistence", "--strict-mcp-config",
         "--disable-slash-commands",
@@ -189,15 +189,29 @@ def test_error_results(
         assert caught.value.usage.as_tuple() == (12, 34, 56, 78)  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("mode", ["truncated", "continued"])
-def test_truncation_in_every_form_is_a_truncated_answer(
-    claude: str, log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+def test_a_give_up_result_is_a_truncated_answer(
+    claude: str, log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The CLI's own continuation (num_turns > 1) or its give-up message: stop_reason max_tokens."""
-    monkeypatch.setenv("FAKE_CLAUDE_MODE", mode)
+    """The CLI's "exceeded the output token maximum" result: stop_reason max_tokens, its usage."""
+    monkeypatch.setenv("FAKE_CLAUDE_MODE", "truncated")
     answer = provider(claude, tmp_path).complete(request())
     assert answer.is_truncated and answer.text == ""
     assert answer.usage.as_tuple() == (12, 34, 56, 78)
+
+
+def test_the_clis_own_continuation_is_stopped_at_once(
+    claude: str, log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A continuation turn kills the CLI (the fake would sleep 60 s): a truncated answer whose
+    usage is the first turn's input and cache tokens, and max_tokens output tokens."""
+    monkeypatch.setenv("FAKE_CLAUDE_MODE", "continued")
+    started = time.monotonic()
+    answer = provider(claude, tmp_path).complete(request())
+    assert time.monotonic() - started < 30  # not the fake's 60 s: the process was killed
+    assert answer.is_truncated
+    assert answer.usage.as_tuple() == (12, 1000, 56, 78)
+    assert (answer.sent or {})["result"]["subtype"] == "stopped_by_freshbatch"
+    assert not is_running(calls(log)[0]["pid"])
 
 
 def test_exit_code_alone_is_not_failure(

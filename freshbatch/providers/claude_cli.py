@@ -27,7 +27,7 @@ from typing import Any
 
 from freshbatch.errors import ProviderError, TransientError
 from freshbatch.providers import Answer, Message, ProviderConfig, Request, Usage
-from freshbatch.providers.subprocess_run import Finished, run_process
+from freshbatch.providers.subprocess_run import Finished, run_process, run_streaming
 
 MIN_VERSION = (2, 1, 282)  # the oldest release seen to count its own continuations in num_turns
 TESTED_VERSION = "2.1.332"
@@ -104,18 +104,77 @@ class ClaudeCliProvider:
             Path(invocation.argv[invocation.argv.index("--system-prompt-file") + 1]).write_text(
                 system, encoding="utf-8"
             )
-            finished = run_process(
+            stream = Stream()
+            finished, stopped = run_streaming(
                 invocation.argv,
                 prompt,
                 self.config.timeout,
                 label="claude-cli",
+                stop=stream.read,
                 env=invocation.environment(),
                 cwd=invocation.cwd,
             )
         sent = describe_sent(invocation, system, prompt, version, request)
-        result = parse_result(finished)
+        if stopped:
+            result = stream.cut_off(request.max_tokens)
+        else:
+            result = stream.result or parse_result(finished)
         sent["result"] = result
         return answer_from_result(result, finished, request, sent)
+
+
+class Stream:
+    """Reads the CLI's stream-json events; stops it as soon as it continues a cut-off answer.
+
+    With no tools there is no reason for a second turn but one: the answer hit max_tokens and
+    the CLI feeds itself a "continue" user turn (it does so up to 3 times, and no flag turns
+    that off). The first `user` event is that moment: freshbatch kills the process before the
+    continuation is generated, so a truncated attempt costs one turn, not four.
+    """
+
+    def __init__(self) -> None:
+        self.result: dict[str, Any] | None = None
+        self.first_turn: dict[str, Any] | None = None
+
+    def read(self, line: str) -> bool:
+        """Take one stdout line; True when the CLI must be stopped."""
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return False
+        if not isinstance(event, dict):
+            return False
+        kind = event.get("type")
+        if kind == "result":
+            self.result = event
+        elif kind == "assistant" and self.first_turn is None:
+            message = event.get("message")
+            self.first_turn = message if isinstance(message, dict) else {}
+        elif kind == "user" and self.first_turn is not None:
+            return True
+        return False
+
+    def cut_off(self, max_tokens: int) -> dict[str, Any]:
+        """The result of a stopped continuation: the first turn hit max_tokens.
+
+        Its usage is the first turn's: input and cache tokens as the API reported them when
+        the message started, and max_tokens output tokens (what a max_tokens stop uses up).
+        """
+        turn = self.first_turn or {}
+        usage = dict(turn.get("usage") or {})
+        usage["output_tokens"] = max_tokens
+        blocks = turn.get("content") or []
+        text = "".join(b.get("text", "") for b in blocks if isinstance(b, dict))
+        return {
+            "type": "result",
+            "subtype": "stopped_by_freshbatch",
+            "is_error": True,
+            "num_turns": 2,
+            "stop_reason": "max_tokens",
+            "result": text,
+            "usage": usage,
+            "note": "the answer hit max_tokens; the CLI's own continuation was stopped",
+        }
 
 
 def build_invocation(binary: str, request: Request, scratch: Path) -> Invocation:
@@ -125,7 +184,7 @@ def build_invocation(binary: str, request: Request, scratch: Path) -> Invocation
     if os.sep in binary or (os.altsep and os.altsep in binary):
         binary = os.path.abspath(binary)  # the session runs elsewhere: a relative path is ours
     argv = [
-        binary, "-p", "--output-format", "json", "--model", request.model,
+        binary, "-p", "--output-format", "stream-json", "--verbose", "--model", request.model,
         "--system-prompt-file", str(scratch / "system.txt"),
         "--tools", "", "--max-turns", "1", "--no-session-persistence",
         "--strict-mcp-config", "--disable-slash-commands",

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import errno
 import os
+import queue
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +62,108 @@ def run_process(
     return Finished(process.returncode, _decode(out), _decode(err), time.monotonic() - started)
 
 
+def run_streaming(
+    argv: Sequence[str],
+    stdin: str,
+    timeout: float,
+    *,
+    label: str,
+    stop: Callable[[str], bool],
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[Finished, bool]:
+    """Like run_process, but reads stdout line by line as it comes; `stop(line)` true kills
+    the whole group at once. Returns what was read and whether `stop` ended the child."""
+    started = time.monotonic()
+    process = _spawn(argv, label, env, cwd)
+    lines: queue.Queue[str | None] = queue.Queue()
+    errors: list[bytes] = []
+    threads = [
+        threading.Thread(target=_feed, args=(process, stdin), daemon=True),
+        threading.Thread(target=_read_lines, args=(process, lines), daemon=True),
+        threading.Thread(target=_read_all, args=(process, errors), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    out: list[str] = []
+    try:
+        stopped = _follow(process, lines, out, stop, started + timeout)
+    except subprocess.TimeoutExpired:
+        _kill_and_reap(process)
+        raise TransientError(f"{label} timed out after {timeout:g}s") from None
+    except BaseException:
+        _kill_and_reap(process)
+        raise
+    finally:
+        for thread in threads[1:]:
+            thread.join(timeout=5)
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+    seconds = time.monotonic() - started
+    return Finished(process.wait(), "".join(out), _decode(b"".join(errors)), seconds), stopped
+
+
+def _follow(
+    process: subprocess.Popen[bytes],
+    lines: queue.Queue[str | None],
+    out: list[str],
+    stop: Callable[[str], bool],
+    deadline: float,
+) -> bool:
+    """Collect stdout lines until the child ends (False) or `stop` asks to kill it (True)."""
+    for line in _lines_until(lines, deadline):
+        out.append(line)
+        if stop(line):
+            _kill_and_reap(process)
+            return True
+    process.wait(timeout=max(deadline - time.monotonic(), 0.01))
+    return False
+
+
+def _lines_until(lines: queue.Queue[str | None], deadline: float) -> Iterator[str]:
+    """Lines from the reader until it ends; TimeoutExpired once the deadline has passed."""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise subprocess.TimeoutExpired("child", 0)
+        try:
+            line = lines.get(timeout=remaining)
+        except queue.Empty:
+            raise subprocess.TimeoutExpired("child", 0) from None
+        if line is None:
+            return
+        yield line
+
+
+def _feed(process: subprocess.Popen[bytes], stdin: str) -> None:
+    """Write stdin and close it (a thread: a child may write before it has read it all)."""
+    assert process.stdin is not None
+    try:
+        process.stdin.write(stdin.encode("utf-8"))
+        process.stdin.close()
+    except OSError:  # the child is gone or closed its stdin: it will say why on stdout
+        pass
+
+
+def _read_lines(process: subprocess.Popen[bytes], lines: queue.Queue[str | None]) -> None:
+    assert process.stdout is not None
+    try:
+        for raw in process.stdout:
+            lines.put(_decode(raw))
+    except (OSError, ValueError):  # closed under us when the group is killed
+        pass
+    lines.put(None)
+
+
+def _read_all(process: subprocess.Popen[bytes], into: list[bytes]) -> None:
+    assert process.stderr is not None
+    try:
+        into.append(process.stderr.read())
+    except (OSError, ValueError):
+        pass
+
+
 def _spawn(
     argv: Sequence[str], label: str, env: Mapping[str, str] | None, cwd: Path | None
 ) -> subprocess.Popen[bytes]:
@@ -82,6 +186,15 @@ def _spawn(
         if exc.errno == errno.E2BIG:
             raise ProviderError(f"{label}: arguments too long for {argv[0]!r}") from None
         raise ProviderError(f"{label}: cannot run {argv[0]!r}: {exc.strerror}") from exc
+
+
+def _kill_and_reap(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the child's process group and reap the child (reader threads own the pipes)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

@@ -123,6 +123,19 @@ def main() -> int:
         print("error: unknown option '--no-session-persistence'", file=sys.stderr)
         return 1
     code, reply = replies[mode]
+    if "stream-json" not in sys.argv:
+        print(json.dumps(reply))
+        return code
+    turn = {"role": "assistant", "content": [{"type": "text", "text": reply["result"]}],
+            "stop_reason": None, "usage": {**USAGE, "output_tokens": 1}}  # fmt: skip
+    print(json.dumps({"type": "system", "subtype": "init", "session_id": "fake-session-0001"}))
+    if mode != "garbage_stream":
+        print(json.dumps({"type": "assistant", "message": turn}), flush=True)
+    if mode == "continued":  # the CLI continues a cut-off answer: only a kill stops it here
+        print(json.dumps({"type": "user", "message": {"role": "user", "content": [
+            {"type": "text", "text": "Output token limit hit. Resume directly"}]},
+            "isSynthetic": True}), flush=True)  # fmt: skip
+        time.sleep(60)
     print(json.dumps(reply))
     return code
 

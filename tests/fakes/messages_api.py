@@ -747,7 +747,12 @@ class FakeMessagesAPI:
         cached = self.cache.account(request)
         usage: dict[str, Any] = {
             "input_tokens": cached.input_tokens,
-            "output_tokens": estimate_tokens(reply.text) or 1,
+            # a max_tokens stop used the whole budget, as the real API reports it
+            "output_tokens": (
+                int(request.get("max_tokens") or 1)
+                if reply.stop_reason == "max_tokens"
+                else estimate_tokens(reply.text) or 1
+            ),
             "cache_creation_input_tokens": cached.cache_creation_input_tokens,
             "cache_read_input_tokens": cached.cache_read_input_tokens,
             **(reply.usage or {}),
