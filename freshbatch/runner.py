@@ -108,8 +108,9 @@ def run(
     plan = course.plan()
     if options.batches and max(options.batches) > len(plan):
         raise InputError(f"--batches: {course.code} has batches 1..{len(plan)}")
+    check_state_writable(course, list(phases.values()))  # before the lock file is made
     with course_lock(course):
-        runs, progress = _prepare(workspace, phases, numbers, course, plan)
+        runs, progress = _prepare(workspace, phases, numbers, course, plan, options.batches)
         provider = make_provider(
             provider_name,
             ProviderConfig(
@@ -161,10 +162,10 @@ def _prepare(
     numbers: list[int],
     course: Course,
     plan: BatchPlan,
+    wanted: tuple[int, ...] | None,
 ) -> tuple[dict[int, PhaseRun], Progress]:
     """Read and check everything the run needs before its first write (InputError if not):
     the state folders, the plan record, every phase's merged file, the phases' files."""
-    check_state_writable(course, [phases[n] for n in numbers])
     has_merged = any(file_exists(course.output_path(p.output_file)) for p in phases.values())
     check_plan_record(course, plan, has_merged)  # first: its message names the real cause
     progress = Progress(course.state_dir, course.code, plan, sorted(phases))
@@ -178,9 +179,29 @@ def _prepare(
         if number not in runs:  # not run now: its counts still come from its files
             sync_from_files(progress, course, phase, plan)
     for phase_run in runs.values():
+        _check_can_start(phase_run, numbers, wanted)
         phase_run.phase.intelligence()
         phase_run.phase.batch_schema  # noqa: B018 (loaded and checked now, not mid-run)
     return runs, progress
+
+
+def _check_can_start(
+    phase_run: PhaseRun, numbers: list[int], wanted: tuple[int, ...] | None
+) -> None:
+    """Refuse now, not after writing, a phase whose next batch waits for an input that no
+    phase of this run will make (readiness only grows with the batch number)."""
+    if phase_run.phase.requires in numbers:
+        return  # pipelined: the input comes during the run
+    store, merged = phase_run.store, len(phase_run.bodies)
+    if store.is_staged(merged + 1):
+        return  # a staged batch merges first
+    for batch in phase_run.plan.batches[merged:]:
+        if (wanted and batch.number not in wanted) or store.is_staged(batch.number):
+            continue
+        reason = phase_run.is_ready(batch)
+        if reason is not None:
+            raise InputError(reason)
+        return
 
 
 def sync_from_files(progress: Progress, course: Course, phase: PhaseDef, plan: BatchPlan) -> None:
