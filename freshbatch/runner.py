@@ -267,7 +267,7 @@ def failed_message(result: RunResult) -> str:
     detail = f": {first.message}" if first else ""
     return (
         f"{result.course}: phase {failed.phase} batch {failed.failed[0]} failed after its "
-        f"attempts{detail} (transcripts in .freshbatch/transcripts/; run again to retry)"
+        f"attempts{detail} (transcripts in .freshbatch/transcripts/<run_id>/; run again to retry)"
     )
 
 
