@@ -1,5 +1,5 @@
 """python -m freshbatch."""
 
-from freshbatch.cli import main_entry
+from freshbatch.entry import main_entry
 
 main_entry()

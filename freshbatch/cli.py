@@ -20,11 +20,13 @@ from freshbatch.console import (
     print_summary,
 )
 from freshbatch.errors import FreshbatchError, InputError
+from freshbatch.files import file_exists
 from freshbatch.phases import load_phases
 from freshbatch.planning import plan_phase
 from freshbatch.runner import RunOptions, dry_run, prompt_request, raise_if_failed, run
 from freshbatch.server import DEFAULT_HOST, DEFAULT_PORT, serve
 from freshbatch.status import course_status
+from freshbatch.stopping import interrupted, stop_on_signals
 from freshbatch.validation import validate_phase
 from freshbatch.workspace import DEFAULT_MODEL, find_workspace
 
@@ -139,7 +141,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         names = [
             f"phase{n}"
             for n, p in sorted(load_phases(workspace).items())
-            if course.output_path(p.output_file).is_file()
+            if file_exists(course.output_path(p.output_file))
         ]
     else:
         names = [args.phase]
@@ -286,14 +288,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     try:
-        return COMMANDS[args.cmd](args)
+        with stop_on_signals():
+            return COMMANDS[args.cmd](args)
     except FreshbatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP
+        line, code = interrupted(exc)
+        print(line, file=sys.stderr)
+        return code
 
 
 def main_entry() -> None:
-    sys.exit(main())
+    from freshbatch.entry import main_entry as entry
+
+    entry()

@@ -30,6 +30,21 @@ class LockedError(InputError):
     """Another run holds the course lock."""
 
 
+class WriteError(FreshbatchError):
+    """The run's files cannot be written (disk full, a folder made read-only mid-run)."""
+
+    exit_code = 3
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, SIGTERM or SIGHUP: stop like Ctrl-C, exit 128 + the signal number."""
+
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(name)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
 class ProviderError(FreshbatchError):
     """A provider failure no retry can fix: credentials, unknown model, missing binary.
 

@@ -151,15 +151,15 @@ class MessageBatchRun:
         )
 
     def _first_message(self, batch: int) -> str | None:
-        path = self.phase_run.store.transcript_path(batch, 1)
-        if not path.is_file():
+        path = self.phase_run.store.find_transcript(batch, 1)
+        if path is None:
             return None
         messages = read_json(path).get("request", {}).get("messages", [])
         return str(messages[0]["content"]) if messages else None
 
     def _retry_from_transcript(self, batch: int, attempt: int) -> Retry | None:
-        path = self.phase_run.store.transcript_path(batch, attempt)
-        if not path.is_file():
+        path = self.phase_run.store.find_transcript(batch, attempt)
+        if path is None:
             return None
         transcript = read_json(path)
         answer = (transcript.get("answer") or {}).get("text", "")

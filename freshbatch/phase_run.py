@@ -9,8 +9,7 @@ from typing import Any
 
 from freshbatch.attempts import AttemptRecord, BatchOutcome, RetryPolicy, run_attempts
 from freshbatch.batching import Batch
-from freshbatch.errors import InputError
-from freshbatch.files import dump_merged, encode_items, shown
+from freshbatch.files import dump_merged, encode_items
 from freshbatch.gate import RateGate
 from freshbatch.issues import ERROR, Issue, Reporter
 from freshbatch.phases import PhaseDef
@@ -20,7 +19,8 @@ from freshbatch.prompts import Retry, build_request, system_blocks
 from freshbatch.providers import Provider, Request, Usage
 from freshbatch.rules.base import Checker, PhaseContext
 from freshbatch.schema import check_schema
-from freshbatch.store import PhaseStore, complete_batches
+from freshbatch.status import read_checked
+from freshbatch.store import PhaseStore
 from freshbatch.validation import load_context, make_checker
 from freshbatch.workspace import Course, Workspace
 
@@ -48,6 +48,7 @@ class PhaseRun:
         course: Course,
         progress: Progress,
         pricing: Pricing | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.phase = phase
         self.phases = phases
@@ -57,7 +58,7 @@ class PhaseRun:
         self.context: PhaseContext = load_context(workspace, phase, course, phases)
         self.plan = self.context.plan
         self.module = phase.module
-        self.store = PhaseStore(course, phase.number, phase.output_file)
+        self.store = PhaseStore(course, phase.number, phase.output_file, run_id)
         self.header, self.bodies = self._load_merged()
         self.merged_doc: dict[str, Any] | None = None  # set at each merge, for later phases
         self._items: list[str] = []  # the merged body's items, encoded once each
@@ -74,17 +75,10 @@ class PhaseRun:
 
     def _load_merged(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         """The merged file's header and batch bodies 1..m, checked seed by seed against the plan."""
-        doc = self.store.read_merged()
+        doc, merged = read_checked(self.course, self.phase, self.plan)
         if doc is None:
             return None, []
-        where = shown(self.store.merged_path)
         report = Reporter(self.phase.rules, {}, None)
-        if check_schema(self.phase.merged_schema, doc, report, limit=1):
-            raise InputError(
-                f"{where}: not a valid {self.phase.key} file: {report.issues[0].message}"
-            )
-        covered = self.module.merged_seed_ids(doc, self.plan.seed_ids)
-        merged = complete_batches(covered, self.plan, where)
         checker = make_checker(self.context)
         bodies = checker.split(doc, report)
         header = {k: v for k, v in doc.items() if k != self.module.BODY_KEY}

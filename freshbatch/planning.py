@@ -149,8 +149,8 @@ def _transcript_output(phase_run: PhaseRun, merged: int) -> int | None:
     for number in range(1, merged + 1):
         found = None
         for attempt in (3, 2, 1):
-            path = phase_run.store.transcript_path(number, attempt)
-            if path.is_file():
+            path = phase_run.store.find_transcript(number, attempt)
+            if path is not None:
                 try:
                     found = json.loads(path.read_text(encoding="utf-8"))["answer"]["usage"]
                 except (OSError, ValueError, KeyError, TypeError):

@@ -17,7 +17,7 @@ from typing import Any
 
 from freshbatch.batching import BatchPlan
 from freshbatch.clock import now_iso
-from freshbatch.files import dump_json, write_atomic
+from freshbatch.files import append_text, dump_json, write_atomic
 from freshbatch.providers import Usage
 
 SCHEMA_VERSION = 1
@@ -49,6 +49,8 @@ class Progress:
         self._listeners: list[Listener] = []
         self._started = time.monotonic()
         self._merged_this_run = 0
+        self._ended = False
+        self._needs_newline = _ends_unfinished(self.events_path)
         old = _read(self.path)
         old_batches = {(b["phase"], b["batch"]): b for b in old.get("batches", [])}
         self.state: dict[str, Any] = {
@@ -111,7 +113,9 @@ class Progress:
         self.event("run:start", info)
 
     def end_run(self, status: str, **info: Any) -> None:
+        """The run's last word: its status stays, whatever threads still in flight report."""
         with self._lock:
+            self._ended = True
             self.state.update(status=status, current=None, pid=None)
             for entry in self.state["batches"]:
                 if entry["status"] == "running":
@@ -128,11 +132,15 @@ class Progress:
     def pause(self, status: int | None, seconds: float) -> None:
         """A rate limit: every worker waits; status `paused` until resume()."""
         with self._lock:
+            if self._ended:
+                return
             self.state["status"] = "paused"
         self.event("ratelimit:pause", {"status": status, "seconds": round(seconds, 3)})
 
     def resume(self) -> None:
         with self._lock:
+            if self._ended:
+                return
             self.state["status"] = "running"
         self.event("ratelimit:resume", {})
 
@@ -211,8 +219,10 @@ class Progress:
                 json.dumps({"time": stamp, "event": name, **data}, ensure_ascii=False) + "\n"
                 for name, data in happened
             )
-            with self.events_path.open("a", encoding="utf-8") as handle:
-                handle.write(lines)
+            if self._needs_newline:  # a line left unfinished (by hand, or a full disk)
+                lines = "\n" + lines
+                self._needs_newline = False
+            append_text(self.events_path, lines)
         for name, data in happened:
             for listener in self._listeners:
                 listener(name, data)
@@ -276,6 +286,18 @@ def _read(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _ends_unfinished(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() == 0:
+                return False
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) != b"\n"
+    except OSError:
+        return False
 
 
 def read_progress(state_dir: Path) -> dict[str, Any] | None:

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from freshbatch.attempts import RetryPolicy
-from freshbatch.errors import InputError, ValidationFailed
+from freshbatch.batching import BatchPlan
+from freshbatch.errors import InputError, ValidationFailed, WriteError
+from freshbatch.files import file_exists
 from freshbatch.gate import RateGate
 from freshbatch.issues import ERROR
 from freshbatch.msgbatches import MessageBatchRun
@@ -27,8 +29,15 @@ from freshbatch.providers import (
 )
 from freshbatch.scheduler import PhaseResult, Scheduler, propagate
 from freshbatch.status import merged_batch_count
-from freshbatch.store import check_plan_record, course_lock, record_plan
-from freshbatch.workspace import DEFAULT_MODEL, Workspace
+from freshbatch.store import (
+    PhaseStore,
+    check_plan_record,
+    check_state_writable,
+    course_lock,
+    new_run_id,
+    record_plan,
+)
+from freshbatch.workspace import DEFAULT_MODEL, Course, Workspace
 
 __all__ = ["PhaseResult", "RunOptions", "RunResult", "run", "dry_run", "prompt_request"]
 
@@ -106,24 +115,21 @@ def run(
     plan = course.plan()
     if options.batches and max(options.batches) > len(plan):
         raise InputError(f"--batches: {course.code} has batches 1..{len(plan)}")
+    check_state_writable(course, list(phases.values()))  # before the lock file is made
+    provider = make_provider(
+        provider_name,
+        ProviderConfig(
+            course_dir=course.folder,
+            timeout=options.timeout,
+            command=options.command,
+            claude_binary=options.claude_binary,
+            replay_dir=options.replay_dir,
+        ),
+    )
+    provider_info = prepare_provider(provider)  # e.g. a CLI too old: exit 3, nothing written
     with course_lock(course):
-        has_merged = any(course.output_path(p.output_file).is_file() for p in phases.values())
-        check_plan_record(course, plan, has_merged)  # first: its message names the real cause
-        for phase in phases.values():
-            merged_batch_count(course, phase, plan)  # refuses a partial batch, writes nothing
-        record_plan(course, plan)
-        provider = make_provider(
-            provider_name,
-            ProviderConfig(
-                course_dir=course.folder,
-                timeout=options.timeout,
-                command=options.command,
-                claude_binary=options.claude_binary,
-                replay_dir=options.replay_dir,
-            ),
-        )
-        provider_info = prepare_provider(provider)  # e.g. a CLI too old: exit 3, before a write
-        progress = Progress(course.state_dir, course.code, plan, numbers)
+        runs, progress = _prepare(workspace, phases, numbers, course, plan, options.batches)
+        record_plan(course, plan)  # the first write: everything above only read and checked
         if listen is not None:
             listen(progress)
         gate = RateGate(
@@ -134,6 +140,7 @@ def run(
         status = "idle"  # also after a provider error or Ctrl-C: resumable, no batch failed
         progress.start_run(
             {
+                "id": runs[numbers[0]].store.run_id,
                 "provider": provider_name,
                 "model": model,
                 "phases": numbers,
@@ -141,32 +148,106 @@ def run(
                 **provider_info,
             }  # fmt: skip
         )
+        failing = True
         try:
-            pricing = Pricing.with_overrides(workspace.settings().prices)
-            runs = {
-                n: PhaseRun(workspace, phases, phases[n], course, progress, pricing)
-                for n in numbers
-            }
-            attempt_options = AttemptOptions(options.max_attempts, options.retry, options.cache_ttl)
-            if options.via == "batches":
-                result.phases = _run_message_batches(runs, provider, model, attempt_options,
-                                                     gate, options)  # fmt: skip
-            else:
-                scheduler = Scheduler(
-                    runs, provider, model, attempt_options, progress, gate, concurrency,
-                    options.batches,
-                )  # fmt: skip
-                result.phases = scheduler.run()
+            result.phases = _run_phases(runs, provider, model, progress, gate, options,
+                                        concurrency)  # fmt: skip
+            failing = False
             if not result.ok:
                 status = "failed"
             elif all(p.merged == p.total for p in result.phases):
                 status = "completed"
         finally:
-            progress.end_run(status)
+            _end(progress, status, failing)
             close = getattr(provider, "close", None)
             if callable(close):
                 close()
     return result
+
+
+def _prepare(
+    workspace: Workspace,
+    phases: dict[int, PhaseDef],
+    numbers: list[int],
+    course: Course,
+    plan: BatchPlan,
+    wanted: tuple[int, ...] | None,
+) -> tuple[dict[int, PhaseRun], Progress]:
+    """Read and check everything the run needs before its first write (InputError if not):
+    the state folders, the plan record, every phase's merged file, the phases' files."""
+    has_merged = any(file_exists(course.output_path(p.output_file)) for p in phases.values())
+    check_plan_record(course, plan, has_merged)  # first: its message names the real cause
+    progress = Progress(course.state_dir, course.code, plan, sorted(phases))
+    pricing = Pricing.with_overrides(workspace.settings().prices)
+    run_id = new_run_id(course)
+    runs = {
+        n: PhaseRun(workspace, phases, phases[n], course, progress, pricing, run_id)
+        for n in numbers
+    }
+    for number, phase in phases.items():
+        if number not in runs:  # not run now: its counts still come from its files
+            sync_from_files(progress, course, phase, plan)
+    for phase_run in runs.values():
+        _check_can_start(phase_run, numbers, wanted)
+        phase_run.phase.intelligence()
+        phase_run.phase.batch_schema  # noqa: B018 (loaded and checked now, not mid-run)
+    return runs, progress
+
+
+def _check_can_start(
+    phase_run: PhaseRun, numbers: list[int], wanted: tuple[int, ...] | None
+) -> None:
+    """Refuse now, not after writing, a phase whose next batch waits for an input that no
+    phase of this run will make (readiness only grows with the batch number)."""
+    if phase_run.phase.requires in numbers:
+        return  # pipelined: the input comes during the run
+    store, merged = phase_run.store, len(phase_run.bodies)
+    if store.is_staged(merged + 1):
+        return  # a staged batch merges first
+    for batch in phase_run.plan.batches[merged:]:
+        if (wanted and batch.number not in wanted) or store.is_staged(batch.number):
+            continue
+        reason = phase_run.is_ready(batch)
+        if reason is not None:
+            raise InputError(reason)
+        return
+
+
+def sync_from_files(progress: Progress, course: Course, phase: PhaseDef, plan: BatchPlan) -> None:
+    """A phase's batch states from its merged file and staging folder."""
+    merged = merged_batch_count(course, phase, plan)
+    staged = set(PhaseStore(course, phase.number, phase.output_file).staged_batches())
+    for batch in plan:
+        status = (
+            "merged"
+            if batch.number <= merged
+            else "staged"
+            if batch.number in staged
+            else "pending"
+        )
+        progress.set_batch_status(phase.number, batch.number, status)
+
+
+def _end(progress: Progress, status: str, failing: bool) -> None:
+    """progress.json's last word; a write failure there must not hide the run's own error."""
+    try:
+        progress.end_run(status)
+    except WriteError:
+        if not failing:
+            raise
+
+
+def _run_phases(
+    runs: dict[int, PhaseRun], provider: Provider, model: str, progress: Progress,
+    gate: RateGate, options: RunOptions, concurrency: int,
+) -> list[PhaseResult]:  # fmt: skip
+    attempt_options = AttemptOptions(options.max_attempts, options.retry, options.cache_ttl)
+    if options.via == "batches":
+        return _run_message_batches(runs, provider, model, attempt_options, gate, options)
+    scheduler = Scheduler(
+        runs, provider, model, attempt_options, progress, gate, concurrency, options.batches
+    )
+    return scheduler.run()
 
 
 def _run_message_batches(
@@ -195,7 +276,7 @@ def failed_message(result: RunResult) -> str:
     detail = f": {first.message}" if first else ""
     return (
         f"{result.course}: phase {failed.phase} batch {failed.failed[0]} failed after its "
-        f"attempts{detail} (transcripts in .freshbatch/transcripts/; run again to retry)"
+        f"attempts{detail} (transcripts in .freshbatch/transcripts/<run_id>/; run again to retry)"
     )
 
 

@@ -6,9 +6,12 @@ import os
 from typing import Any
 
 from freshbatch.batching import BatchPlan
+from freshbatch.errors import InputError
 from freshbatch.files import shown
+from freshbatch.issues import Reporter
 from freshbatch.phases import PhaseDef, load_phases
 from freshbatch.progress import ReadOnlyProgress, read_progress
+from freshbatch.schema import check_schema
 from freshbatch.store import PhaseStore, complete_batches
 from freshbatch.workspace import Course, Workspace
 
@@ -37,13 +40,26 @@ def _from_files(course: Course, phases: dict[int, PhaseDef]) -> dict[str, Any]:
 
 
 def merged_batch_count(course: Course, phase: PhaseDef, plan: BatchPlan) -> int:
-    """How many leading batches the phase's merged file holds; a partial batch is refused."""
+    """How many leading batches the phase's merged file holds (checked as read_checked does)."""
+    return read_checked(course, phase, plan)[1]
+
+
+def read_checked(
+    course: Course, phase: PhaseDef, plan: BatchPlan
+) -> tuple[dict[str, Any] | None, int]:
+    """A phase's merged file and its batch count, or InputError naming the file and the
+    first problem: unreadable, not JSON, not the merged schema, seeds repeated, out of
+    order, foreign or in a partial batch. A file that is not there is (None, 0)."""
     store = PhaseStore(course, phase.number, phase.output_file)
     doc = store.read_merged()
     if doc is None:
-        return 0
+        return None, 0
+    where = shown(store.merged_path)
+    report = Reporter(phase.rules, {}, None)
+    if check_schema(phase.merged_schema, doc, report, limit=1):
+        raise InputError(f"{where}: not a valid {phase.key} file: {report.issues[0].message}")
     covered = phase.module.merged_seed_ids(doc, plan.seed_ids)
-    return complete_batches(covered, plan, shown(store.merged_path))
+    return doc, complete_batches(covered, plan, where)
 
 
 def _is_alive(pid: Any) -> bool:

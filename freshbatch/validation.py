@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from freshbatch.errors import InputError
-from freshbatch.files import read_json, shown
+from freshbatch.files import file_exists, read_json, shown
 from freshbatch.issues import ERROR, Issue, Reporter, RuleInfo
 from freshbatch.phases import PhaseDef, check_course_rules, load_phases, resolve_phase
 from freshbatch.rules.base import Checker, PhaseContext
@@ -53,7 +53,7 @@ def load_context(
     inputs: dict[str, Any] = {}
     if phase.input_file:
         path = course.output_path(phase.input_file)
-        if path.is_file():
+        if file_exists(path):
             inputs[phase.input_file] = _read_input(path, phases)
     return PhaseContext(phase, course, seeds, course.plan(list(seeds)), inputs)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from freshbatch.batching import BatchPlan, plan_batches
 from freshbatch.errors import InputError
-from freshbatch.files import read_json, read_yaml, shown
+from freshbatch.files import file_exists, read_json, read_yaml, shown
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 SEVERITIES = ("error", "warning", "off")
@@ -108,7 +108,7 @@ class Workspace:
     def settings(self) -> Settings:
         """freshbatch.yaml at the root, checked; defaults when there is none."""
         path = self.root / "freshbatch.yaml"
-        if not path.is_file():
+        if not file_exists(path):
             return Settings()
         return parse_settings(read_yaml(path), shown(path))
 
@@ -133,7 +133,7 @@ class Workspace:
         if not _CODE.fullmatch(code):
             raise InputError(f"course '{code}': a course code is lower-case letters, digits and _")
         folder = self.courses_dir / code
-        if not (folder / "course.yaml").is_file():
+        if not file_exists(folder / "course.yaml"):
             known = ", ".join(self.course_codes()) or "none"
             raise InputError(
                 f"{shown(folder / 'course.yaml')}: no such course (courses here: {known})"

@@ -133,15 +133,20 @@ def batch_entry(course_dir: Path, phase: int, batch: int) -> dict[str, Any]:
     return entry
 
 
+def run_folders(course_dir: Path) -> list[Path]:
+    """The per-run transcript folders, oldest first."""
+    root = course_dir / ".freshbatch" / "transcripts"
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
 def transcript(course_dir: Path, phase: int, batch: int, attempt: int) -> dict[str, Any]:
-    data: dict[str, Any] = load(
-        course_dir
-        / ".freshbatch"
-        / "transcripts"
-        / f"phase{phase}"
-        / f"batch_{batch:03d}_attempt_{attempt}.json"
-    )
-    return data
+    """One attempt's transcript from the latest run that made one."""
+    name = f"batch_{batch:03d}_attempt_{attempt}.json"
+    for folder in reversed(run_folders(course_dir)):
+        if (folder / f"phase{phase}" / name).is_file():
+            data: dict[str, Any] = load(folder / f"phase{phase}" / name)
+            return data
+    raise AssertionError(f"no transcript of phase {phase} batch {batch} attempt {attempt}")
 
 
 def transcripts(course_dir: Path) -> list[Path]:

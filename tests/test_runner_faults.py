@@ -31,6 +31,7 @@ from tests.runner_support import (
     phase1_answer,
     progress,
     requested,
+    run_folders,
     snapshot,
     staged,
     transcript,
@@ -64,9 +65,8 @@ def assert_retried_once(api: Any, folder: Path, reference: Path) -> None:
     entry = batch_entry(folder, 1, 1)
     assert (entry["status"], entry["attempts"]) == ("merged", 1)
     assert transcript(folder, 1, 1, 1)["transport_retries"] == 1
-    assert not (
-        folder / ".freshbatch" / "transcripts" / "phase1" / "batch_001_attempt_2.json"
-    ).exists()
+    (run_folder,) = run_folders(folder)
+    assert not (run_folder / "phase1" / "batch_001_attempt_2.json").exists()
 
 
 def test_429_with_retry_after_pauses_and_resumes(
