@@ -64,7 +64,7 @@ class PhaseDef:
     data: dict[str, Any] = field(default_factory=dict)
     estimate: dict[str, float] = field(default_factory=dict)
     module_path: Path | None = None  # a module given as a .py file beside phase.yaml
-    sources: tuple[tuple[str, str], ...] = ()  # (file, "built-in" or the workspace file)
+    sources: tuple[tuple[str, str], ...] = ()  # (file, "built-in" or "workspace <path>")
 
     @property
     def key(self) -> str:
@@ -84,6 +84,11 @@ class PhaseDef:
 
     def intelligence(self) -> str:
         return read_text(self.intelligence_path)
+
+    def describe_sources(self) -> str:
+        """Where each of the phase's files comes from, on one line."""
+        parts = ", ".join(f"{name} {origin}" for name, origin in self.sources)
+        return f"{self.key} files: {parts}"
 
 
 def _load_schema(path: Path) -> dict[str, Any]:
@@ -116,15 +121,15 @@ def _import_module(ref: str, path: Path | None, folder: str) -> ModuleType:
 def locate(workspace: Workspace, relative: str) -> tuple[Path, str]:
     """A phase file: the workspace's own if it has one, else the built-in one.
 
-    Returns the path and where it comes from: "built-in" or the workspace file as shown.
+    Returns the path and where it comes from: "built-in" or "workspace <the file as shown>".
     Where neither exists, the workspace path, so the error names the file to write.
     """
     own, builtin = workspace.root / relative, builtin_root() / relative
     if os.path.lexists(own) and not _same_file(own, builtin):
-        return own, shown(own)
+        return own, f"workspace {shown(own)}"
     if builtin.is_file():
         return builtin, "built-in"
-    return own, shown(own)
+    return own, f"workspace {shown(own)}"
 
 
 def _same_file(a: Path, b: Path) -> bool:
