@@ -83,9 +83,9 @@ def _check_phases(workspace: Workspace, into: dict[int, PhaseDef]) -> str:
         phase.intelligence()
         _ = phase.batch_schema, phase.merged_schema, phase.module
     into.update(phases)
-    own = sorted({origin for p in phases.values() for _, origin in p.sources} - {"built-in"})
-    where = f"workspace files: {', '.join(own)}" if own else "all built-in"
-    return f"{', '.join(p.key for p in phases.values())} valid ({where})"
+    own = sum(o != "built-in" for p in phases.values() for _, o in p.sources)
+    where = f"{own} files from the workspace, the rest built-in" if own else "all built-in"
+    return f"{', '.join(p.key for p in phases.values())} valid ({where}; see 'freshbatch rules')"
 
 
 def _course_checker(workspace: Workspace, code: str, into: list[Course]) -> Callable[[], str]:
