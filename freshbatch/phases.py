@@ -24,6 +24,7 @@ from jsonschema.exceptions import SchemaError
 from freshbatch.builtin import builtin_root
 from freshbatch.errors import InputError
 from freshbatch.files import read_json, read_text, read_yaml, shown
+from freshbatch.instructions import render
 from freshbatch.issues import RuleInfo
 from freshbatch.workspace import SEVERITIES, Course, Workspace
 
@@ -82,8 +83,17 @@ class PhaseDef:
     def module(self) -> ModuleType:
         return _import_module(self.module_ref, self.module_path, self.folder)
 
-    def intelligence(self) -> str:
-        return read_text(self.intelligence_path)
+    def intelligence(self, course: Course | None = None) -> str:
+        """The instructions with their placeholders filled from this phase.yaml (and the
+        course's severities and target language, when a course is given)."""
+        return render(
+            read_text(self.intelligence_path),
+            shown(self.intelligence_path),
+            self.rules,
+            self.data,
+            course.target if course else None,
+            course.rules if course else None,
+        )
 
     def describe_sources(self) -> str:
         """Where each of the phase's files comes from, on one line."""
