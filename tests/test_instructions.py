@@ -18,7 +18,8 @@ from freshbatch.issues import Issue, Reporter, RuleInfo
 from freshbatch.phases import PhaseDef, load_phases
 from freshbatch.rules.base import PhaseContext
 from freshbatch.schema import check_schema
-from freshbatch.text import has_script, tokens
+from freshbatch.scripts import has_script
+from freshbatch.text import tokens
 from freshbatch.validation import make_checker
 from freshbatch.workspace import Workspace
 
@@ -157,7 +158,7 @@ def _judge(context: PhaseContext, batches: list[Batch], answer: Any, earlier: An
 
 
 def _languages(text: str) -> tuple[str, str, str]:
-    if has_script(text, "CJK"):
+    if has_script(text, "Han"):
         return "cmn", "Chinese", "chinese"
     return "ita", "Italian", "italian"
 

@@ -113,6 +113,7 @@ def test_every_declared_rule_is_covered_here() -> None:
         "placeholder",
         "same-as-known",
         "swapped-languages",
+        "mixed-script-word",
         "known-matches-canonical",
         "target-matches-canonical",
         "known-consistency",
@@ -252,7 +253,7 @@ def test_swapped_chinese_known_holds_han(workspace: Workspace) -> None:
     issue = one(report, "swapped-languages")
     assert issue.seed_id == "S0001"
     assert (
-        'known "我想说中文。" contains' in issue.message
+        'known "我想说中文。" is mostly Han letters (5 of 5), not Latin' in issue.message
         and "known must be English" in issue.message
     )
 
@@ -260,6 +261,153 @@ def test_swapped_chinese_known_holds_han(workspace: Workspace) -> None:
 def test_swapped_languages_passes_for_chinese_with_latin_loanword(workspace: Workspace) -> None:
     pair = {"known": "I want to speak Chinese.", "target": "我想说中文OK。"}
     assert only(validate(workspace, chinese(workspace, {"S0001": pair})), "swapped-languages") == []
+
+
+# --- scripts of every pair (issue 15): fixtures written for these tests ------------------------
+
+
+def pair_course(
+    workspace: Workspace, target: str, known: str, pairs: list[tuple[str, str]]
+) -> ValidationReport:
+    """A course of (known, target) pairs in any two languages; canonical seeds = known when
+    known is English."""
+    code = f"{target}_for_{known}"
+    sources = [k if known == "eng" else "Seed." for k, _ in pairs]
+    translations = {f"S{i:04d}": {"known": k, "target": t} for i, (k, t) in enumerate(pairs, 1)}
+    make_course(
+        workspace,
+        code,
+        sources,
+        target=target,
+        known=known,
+        target_name=target,
+        known_name=known,
+        files={"seed_pairs.json": seed_pairs(translations, code)},
+    )
+    return validate(workspace, code)
+
+
+def script_issues(report: ValidationReport) -> list[tuple[str | None, str]]:
+    rules = ("swapped-languages", "mixed-script-word")
+    return [(i.seed_id, i.message) for i in report.issues if i.rule in rules]
+
+
+RUSSIAN = [
+    ("I want to speak Russian.", "Я хочу говорить по-русски."),
+    ("OK, let's go.", "OK, пойдём."),  # a Latin loanword inside a Russian sentence
+    ("I'm going to the cafe now.", "Я сейчас иду в кафе."),
+]
+
+
+def test_russian_loanword_in_latin_is_not_a_swap(workspace: Workspace) -> None:
+    assert script_issues(pair_course(workspace, "rus", "eng", RUSSIAN)) == []
+
+
+def test_russian_target_in_latin_is_a_swap(workspace: Workspace) -> None:
+    pairs = [*RUSSIAN[:2], ("I'm going to the cafe now.", "Ya seychas idu v kafe.")]
+    assert script_issues(pair_course(workspace, "rus", "eng", pairs)) == [
+        (
+            "S0003",
+            'S0003: target "Ya seychas idu v kafe." is mostly Latin letters (17 of 17), not '
+            "Cyrillic; is it rus?",
+        )
+    ]
+
+
+def test_russian_known_side_of_a_non_english_course_is_checked(workspace: Workspace) -> None:
+    pairs = [("Я хочу есть.", "我想吃饭。"), ("我想喝水。", "Я хочу пить.")]  # S0002 swapped
+    issues = script_issues(pair_course(workspace, "cmn", "rus", pairs))
+    assert [seed for seed, _ in issues] == ["S0002", "S0002"]
+    assert 'target "Я хочу пить." is mostly Cyrillic letters (9 of 9), not Han' in (issues[0][1])
+    assert issues[1][1].endswith("known must be rus")
+
+
+def test_latin_look_alike_in_a_russian_word_shows_both_letters(workspace: Workspace) -> None:
+    pairs = [*RUSSIAN[:2], ("I see a cat.", "Я вижу кoта.")]  # Latin o (U+006F)
+    assert script_issues(pair_course(workspace, "rus", "eng", pairs)) == [
+        (
+            "S0003",
+            'S0003: target "кoта" has Latin "o" (U+006F) among Cyrillic letters; '
+            'write Cyrillic "о" (U+043E)',
+        )
+    ]
+
+
+def test_cyrillic_and_greek_look_alikes_in_latin_words(workspace: Workspace) -> None:
+    pairs = [("I want a coffee.", "Quiero un cаfé."), ("Not now.", "Ahora nο.")]  # а, ο
+    report = pair_course(workspace, "spa", "eng", pairs)
+    issues = [i for i in report.issues if i.rule == "mixed-script-word"]
+    assert [(i.severity, i.seed_id) for i in issues] == [("error", "S0001"), ("error", "S0002")]
+    assert 'Cyrillic "а" (U+0430) among Latin letters; write Latin "a" (U+0061)' in (
+        issues[0].message
+    )
+    assert 'Greek "ο" (U+03BF)' in issues[1].message
+
+
+CHINESE_FOR_JAPANESE = [
+    ("中国語を話したいです。", "我想说中文。"),
+    ("今、あなたと話したい。", "我现在想和你说话。"),
+    ("日本語を勉強しています。", "我在学日语。"),
+]
+
+
+def test_chinese_for_japanese_speakers_passes(workspace: Workspace) -> None:
+    assert script_issues(pair_course(workspace, "cmn", "jpn", CHINESE_FOR_JAPANESE)) == []
+
+
+def test_chinese_for_japanese_swap_is_told_by_kana(workspace: Workspace) -> None:
+    pairs = [*CHINESE_FOR_JAPANESE[:2], ("我在学日语。", "日本語を勉強しています。")]
+    issues = script_issues(pair_course(workspace, "cmn", "jpn", pairs))
+    assert issues == [
+        (
+            "S0003",
+            'S0003: target "日本語を勉強しています。" is mostly Hiragana letters (6 of 11), '
+            "not Han; is it cmn?",
+        ),
+        (
+            "S0003",
+            'S0003: known "我在学日语。" has no Hiragana or Katakana letters; known must be jpn',
+        ),
+    ]
+
+
+def test_chinese_target_with_kana_for_japanese_speakers(workspace: Workspace) -> None:
+    pairs = [*CHINESE_FOR_JAPANESE[:2], ("日本語を勉強しています。", "我在学日语です。")]
+    assert script_issues(pair_course(workspace, "cmn", "jpn", pairs)) == [
+        (
+            "S0003",
+            'S0003: target "我在学日语です。" has Hiragana letters, which the other language '
+            "uses; is it cmn?",
+        )
+    ]
+
+
+def test_korean_target_needs_hangul(workspace: Workspace) -> None:
+    pairs = [
+        ("I want to learn Korean.", "저는 한국어를 배우고 싶어요."),
+        ("School.", "學校"),  # Han only: Hanja, or Chinese?
+        ("Hello.", "안녕하세요."),
+    ]
+    issues = script_issues(pair_course(workspace, "kor", "eng", pairs))
+    assert issues == [("S0002", 'S0002: target "學校" has no Hangul letters; is it kor?')]
+
+
+def test_english_for_persian_and_arabic_speakers(workspace: Workspace) -> None:
+    persian = [("می‌خواهم بروم.", "I want to go."), ("I want to eat.", "می‌خواهم بخورم.")]
+    issues = script_issues(pair_course(workspace, "eng", "fas", persian))
+    assert [(seed, message.split(" is mostly ")[1]) for seed, message in issues] == [
+        ("S0002", "Arabic letters (12 of 12), not Latin; is it eng?"),
+        ("S0002", "Latin letters (10 of 10), not Arabic; known must be fas"),
+    ]
+    arabic = [("أريد أن أذهب OK.", "I want to go."), ("أريد أن آكل.", "I want to eat.")]
+    assert script_issues(pair_course(workspace, "eng", "ara", arabic)) == []
+
+
+def test_thai_target_in_latin_is_a_swap(workspace: Workspace) -> None:
+    pairs = [("I want to speak Thai.", "ฉันอยากพูดภาษาไทย"), ("Hello.", "Sawasdee")]
+    issues = script_issues(pair_course(workspace, "tha", "eng", pairs))
+    assert [seed for seed, _ in issues] == ["S0002"]
+    assert "not Thai" in issues[0][1]
 
 
 # --- known-matches-canonical ---------------------------------------------------------------------

@@ -11,7 +11,8 @@ from freshbatch.batching import Batch
 from freshbatch.clock import stamp_iso
 from freshbatch.issues import Reporter
 from freshbatch.rules.base import Checker, PhaseContext, merge_maps, quoted
-from freshbatch.text import LANGUAGE_SCRIPTS, has_script, key, tokens
+from freshbatch.scripts import mixed_words, script_problem
+from freshbatch.text import key, tokens
 
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 _SEED_ID = re.compile(r"S\d{4}")
@@ -130,25 +131,26 @@ class PhaseChecker(Checker):
             )
 
     def _check_scripts(self, seed_id: str, known: str, target: str, report: Reporter) -> None:
+        """Each side in its language's scripts (letter shares), and no look-alike mixes."""
         course = self.context.course
-        target_script = LANGUAGE_SCRIPTS.get(course.target)
-        known_script = LANGUAGE_SCRIPTS.get(course.known)
-        if target_script is None or target_script == known_script:
-            return
-        if not has_script(target, target_script):
-            report.add(
-                "swapped-languages",
-                f"{seed_id}: target {quoted(target)} has no "
-                f"{target_script.title()} characters; is it {course.target_name}?",
-                seed_id=seed_id,
-            )
-        elif has_script(known, target_script):
-            report.add(
-                "swapped-languages",
-                f"{seed_id}: known {quoted(known)} contains "
-                f"{target_script.title()} characters; known must be {course.known_name}",
-                seed_id=seed_id,
-            )
+        sides = (
+            ("target", target, course.target, course.known, f"is it {course.target_name}?"),
+            ("known", known, course.known, course.target, f"known must be {course.known_name}"),
+        )
+        for side, text, code, other, hint in sides:
+            problem = script_problem(text, code, other)
+            if problem is not None:
+                report.add(
+                    "swapped-languages",
+                    f"{seed_id}: {side} {quoted(text)} {problem}; {hint}",
+                    seed_id=seed_id,
+                )
+            for mixed in mixed_words(text):
+                report.add(
+                    "mixed-script-word",
+                    f"{seed_id}: {side} {mixed.describe()}",
+                    seed_id=seed_id,
+                )
 
     def stats(self) -> dict[str, Any]:
         return {"seeds": self.checked}
