@@ -201,6 +201,7 @@ def test_every_declared_rule_is_covered_here() -> None:
         "known-collision",
         "known-collision-course",
         "lone-function-word",
+        "mixed-script-word",
     }
     assert declared == tested
 
@@ -1041,3 +1042,46 @@ def test_batch_schema_refuses_forbidden_lego_fields(
     assert message in report.issues[0].message
     ok = {"seeds": [{"seed_id": "S0001", "legos": [{"type": "A", "lego": item["lego"]}]}]}
     assert check_schema(phase.batch_schema, ok, Reporter(phase.rules, {}, 1)) == 0
+
+
+# --- look-alike letters (issue 15): fixtures written for these tests ------------------------------
+
+
+def russian_course(workspace: Workspace, cat: str) -> ValidationReport:
+    seeds = with_new_flags(
+        [
+            simple("S0001", ("Я хочу", "I want"), ("говорить", "to speak")),
+            simple("S0002", ("Я вижу", "I see"), (cat, "the cat")),
+            simple("S0003", ("Я хочу", "I want"), ("есть", "to eat")),
+        ]
+    )
+    code = setup(
+        workspace,
+        seeds,
+        code="rus_for_eng",
+        sources=["I want to speak.", "I see the cat.", "I want to eat."],
+        target="rus",
+        target_name="Russian",
+        phase1=None,
+    )
+    return validate(workspace, code)
+
+
+def test_russian_legos_without_look_alikes_pass(workspace: Workspace) -> None:
+    assert russian_course(workspace, "кота").issues == []
+
+
+def test_latin_look_alike_in_a_russian_lego(workspace: Workspace) -> None:
+    issue = one(russian_course(workspace, "кoта"), "mixed-script-word")
+    assert (issue.severity, issue.seed_id, issue.lego_id) == ("error", "S0002", "S0002L02")
+    assert issue.message == (
+        'S0002L02: target "кoта" has Latin "o" (U+006F) among Cyrillic letters; '
+        'write Cyrillic "о" (U+043E)'
+    )
+
+
+def test_greek_omicron_in_a_latin_lego(workspace: Workspace) -> None:
+    seeds = changed(lambda s: s[1]["legos"][1]["lego"].update(target="cοmer"))  # Greek ο
+    issues = only(validate(workspace, setup(workspace, seeds, phase1=None)), "mixed-script-word")
+    assert [i.lego_id for i in issues] == ["S0002L02"]
+    assert 'Greek "ο" (U+03BF) among Latin letters; write Latin "o" (U+006F)' in issues[0].message

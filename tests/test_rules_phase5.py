@@ -819,3 +819,73 @@ def _untaught(legos: list[str], phrase: str) -> list[str]:
 )
 def test_gate_in_other_scripts(legos: list[str], phrase: str, untaught: list[str]) -> None:
     assert _untaught(legos, phrase) == untaught
+
+
+RUSSIAN_LEGOS = [
+    seed(
+        "S0001",
+        "Я вижу кота.",
+        "I see the cat.",
+        lego("S0001L01", "Я вижу", "I see"),
+        lego("S0001L02", "кота", "the cat"),
+    ),
+    seed(
+        "S0002",
+        "Я вижу его сейчас.",
+        "I see him now.",
+        lego("S0002L01", "Я вижу", "I see", new=False),
+        lego("S0002L02", "его сейчас", "him now"),
+    ),
+]
+
+
+def russian(workspace: Workspace, phrase: str) -> ValidationReport:
+    baskets = {
+        "S0001L01": basket("Я вижу", "I see", [("Я вижу", "I see")]),
+        "S0001L02": basket(
+            "кота", "the cat", [("кота", "the cat"), ("Я вижу кота.", "I see the cat.")], final=True
+        ),
+        "S0002L02": basket(
+            "его сейчас",
+            "him now",
+            [
+                ("его сейчас", "him now"),
+                (phrase, "I see the cat now"),
+                ("Я вижу его сейчас.", "I see him now."),
+            ],
+            final=True,
+        ),
+    }
+    code = setup(
+        workspace,
+        baskets,
+        RUSSIAN_LEGOS,
+        code="rus_for_eng",
+        sources=["I see the cat.", "I see him now."],
+        target="rus",
+        target_name="Russian",
+    )
+    return validate(workspace, code)
+
+
+def test_russian_gate_passes_with_taught_words(workspace: Workspace) -> None:
+    report = russian(workspace, "Я вижу кота сейчас")
+    assert [i for i in report.issues if i.severity == "error"] == []
+
+
+def test_russian_gate_shows_a_latin_look_alike_against_the_taught_word(
+    workspace: Workspace,
+) -> None:
+    report = russian(workspace, "Я вижу кoта сейчас")  # Latin o (U+006F)
+    issue = one(report, "vocabulary-gate")
+    assert issue.message == (
+        'S0002L02: phrase "Я вижу кoта сейчас" uses "кoта", not taught yet; "кoта" has '
+        'Latin "o" (U+006F) where the taught word "кота" has Cyrillic "о" (U+043E)'
+    )
+
+
+def test_gate_describes_a_mixed_word_that_is_not_taught_either(workspace: Workspace) -> None:
+    report = russian(workspace, "Я вижу сoбаку сейчас")  # "собаку" is not taught at all
+    assert one(report, "vocabulary-gate").message.endswith(
+        '"сoбаку" has Latin "o" (U+006F) among Cyrillic letters; write Cyrillic "о" (U+043E)'
+    )

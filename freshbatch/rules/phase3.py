@@ -12,6 +12,7 @@ from freshbatch.batching import Batch
 from freshbatch.clock import stamp_iso
 from freshbatch.issues import Reporter
 from freshbatch.rules.base import Checker, PhaseContext, quoted, seed_number
+from freshbatch.scripts import mixed_words
 from freshbatch.text import find_span, key, squash, tokens
 from freshbatch.tiling import Tiling, tile
 
@@ -272,6 +273,13 @@ class PhaseChecker(Checker):
                 "lone-function-word",
                 f"{lego_id}: {quoted(pair['target'])} is a function "
                 "word on its own; join it to the word it belongs with",
+                seed_id=seed_id,
+                lego_id=lego_id,
+            )
+        for mixed in mixed_words(pair["target"]):
+            report.add(
+                "mixed-script-word",
+                f"{lego_id}: target {mixed.describe()}",
                 seed_id=seed_id,
                 lego_id=lego_id,
             )

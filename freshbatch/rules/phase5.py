@@ -12,6 +12,7 @@ from freshbatch.clock import stamp_iso
 from freshbatch.errors import InputError
 from freshbatch.issues import Reporter
 from freshbatch.rules.base import Checker, PhaseContext, merge_maps, quoted, seed_number
+from freshbatch.scripts import lookalike_of, mixed_words
 from freshbatch.text import clitic_bases, find_span, key, tokens
 
 MAX_PHRASES = 10
@@ -61,17 +62,32 @@ class Course:
                     self.first_use.setdefault(token, position)
                 position += 1
 
+    def is_taught(self, word: str, info: LegoInfo) -> bool:
+        """Whether a LEGO at or before info's position contains the token word."""
+        return self.first_use.get(word, info.position + 1) <= info.position
+
     def untaught(self, phrase: str, info: LegoInfo) -> list[str]:
         """Tokens of phrase no LEGO at or before info's position contains."""
-        limit = info.position
 
         def taught(word: str) -> bool:
-            return self.first_use.get(word, limit + 1) <= limit
+            return self.is_taught(word, info)
 
         # an Arabic "and"/"so" written onto a taught word is taught (ومعك = و + معك)
         return [
             t for t in tokens(phrase) if not taught(t) and not any(map(taught, clitic_bases(t)))
         ]
+
+    def lookalikes(self, words: Sequence[str], info: LegoInfo) -> str:
+        """'; "кoт" has Latin "o" (U+006F) where the taught word "кот" has ...' for each
+        untaught word that mixes Latin, Cyrillic or Greek letters, else ''."""
+        said = []
+        for word in words:
+            found = lookalike_of(word, lambda w: self.is_taught(w, info))
+            if found is not None:
+                said.append(found[0].describe(found[1]))
+            else:
+                said.extend(mixed.describe() for mixed in mixed_words(word))
+        return "".join(f"; {s}" for s in said)
 
 
 _INDEX_CACHE: list[tuple[dict[str, Any], Course]] = []
@@ -266,10 +282,12 @@ class PhaseChecker(Checker):
             if untaught:
                 failed_gate = True
                 self.counts["gate_phrases"] += 1
-                words = ", ".join(quoted(w) for w in dict.fromkeys(untaught))
+                distinct = list(dict.fromkeys(untaught))
+                words = ", ".join(quoted(w) for w in distinct)
                 report.add(
                     "vocabulary-gate",
-                    f"{lego_id}: phrase {quoted(target)} uses {words}, not taught yet",
+                    f"{lego_id}: phrase {quoted(target)} uses {words}, not taught yet"
+                    + self.course.lookalikes(distinct, info),
                     seed_id=seed_id,
                     lego_id=lego_id,
                 )
