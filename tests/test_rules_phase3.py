@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from conftest import REPO, make_course
 from freshbatch.errors import InputError
 from freshbatch.issues import Issue
 from freshbatch.rules.phase3 import Registry
-from freshbatch.text import key
+from freshbatch.text import key, tokens
 from freshbatch.validation import ValidationReport, validate_phase
 from freshbatch.workspace import Workspace
 
@@ -952,6 +953,70 @@ def test_lone_function_word_list_is_per_language(workspace: Workspace) -> None:
     # "de" is Spanish; in a Chinese course a Latin "de" LEGO is not on the list
     second = seed("S0002", "我的书。", "My book.", lego("S0002L01", "我的书", "my book"))
     assert only(chinese(workspace, second), "lone-function-word") == []
+
+
+FUNCTION_WORDS = yaml.safe_load((REPO / "validators/phase3/phase.yaml").read_text("utf-8"))["data"][
+    "function_words"
+]
+
+
+@pytest.mark.parametrize("language", sorted(FUNCTION_WORDS))
+def test_function_words_are_single_normalised_tokens(language: str) -> None:
+    words = FUNCTION_WORDS[language]
+    assert all(isinstance(w, str) for w in words), words  # no YAML 1.1 booleans
+    assert [w for w in words if tokens(w) != (w,)] == []
+    assert len(set(words)) == len(words)
+
+
+def test_function_word_lists_name_their_source() -> None:
+    """The comment lines right above each new list cite a grammar (author, title, year)."""
+    lines = (REPO / "validators/phase3/phase.yaml").read_text("utf-8").splitlines()
+    for language in ["jpn", "kor", "rus", "ara", "tur", "pol", "nld", "gle", "cym"]:
+        at = next(n for n, line in enumerate(lines) if line.startswith(f"    {language}: ["))
+        above = []
+        while lines[at - 1 - len(above)].startswith("    #"):
+            above.append(lines[at - 1 - len(above)])
+        assert re.search(r"[A-Z]\w+.*, .*\b(19|20)\d\d\b", " ".join(above)), language
+
+
+@pytest.mark.parametrize(
+    ("target", "pieces", "lone"),
+    [
+        (
+            "jpn",
+            [("私", "I"), ("は", "as for"), ("日本語を話したい", "want to speak Japanese")],
+            "は",
+        ),
+        ("rus", [("Я", "I"), ("не", "not"), ("хочу есть", "want to eat")], "не"),
+        ("ara", [("أنا", "I"), ("في", "in"), ("البيت", "the house")], "في"),
+        ("tur", [("Türkçe", "Turkish"), ("mi", "?"), ("konuşuyorsun", "you speak")], "mi"),
+        (
+            "cym",
+            [("Dw i", "I am"), ("yn", "(particle)"), ("dysgu Cymraeg", "learning Welsh")],
+            "yn",
+        ),
+    ],
+)
+def test_lone_function_word_in_other_languages(
+    workspace: Workspace, target: str, pieces: list[tuple[str, str]], lone: str
+) -> None:
+    code = setup(
+        workspace,
+        with_new_flags([simple("S0001", *pieces)]),
+        code=f"{target}_for_eng",
+        sources=["x"],
+        target=target,
+        target_name=target,
+        phase1=None,
+    )
+    issue = one(validate(workspace, code), "lone-function-word")
+    assert (issue.lego_id, f'"{lone}"' in issue.message) == ("S0001L02", True)
+
+
+def test_joined_function_word_in_russian_passes(workspace: Workspace) -> None:
+    seeds = with_new_flags([simple("S0001", ("Я", "I"), ("не хочу", "don't want"))])
+    code = setup(workspace, seeds, code="rus_for_eng", sources=["x"], target="rus", phase1=None)
+    assert only(validate(workspace, code), "lone-function-word") == []
 
 
 # --- severity overrides --------------------------------------------------------------------------
