@@ -11,7 +11,9 @@ word forms are kept exactly. Beyond SPEC §2 (issue 15):
 - Chinese: each Han character is a token (SPEC); Japanese (any text with kana) is cut into
   words by janome's dictionary, then words written in Han only are split per character again,
   so a kanji-only LEGO (`日本語`) still tiles the same way inside a sentence; Thai is cut into
-  words by PyThaiNLP (newmm, its bundled dictionary). Both load lazily, on first use.
+  words by PyThaiNLP (newmm, its bundled dictionary). Both load lazily, on first use;
+- Chinese words (jieba's bundled dictionary, lazily) are not tokens: they only tell phase 3
+  where a LEGO edge would cut a word (`word_interiors`).
 """
 
 from __future__ import annotations
@@ -164,3 +166,66 @@ def span_starts(haystack: tuple[str, ...], needle: tuple[str, ...]) -> list[int]
         for start in range(len(haystack) - size + 1)
         if haystack[start : start + size] == needle
     ]
+
+
+CHINESE = frozenset({"cmn", "zho"})  # Mandarin: the languages jieba's dictionary is for
+
+
+def chinese_words(text: str) -> tuple[str, ...]:
+    """Mandarin words of text by jieba's bundled dictionary (no HMM guesses of new words)."""
+    return tuple(_jieba().lcut(normalise(text), HMM=False))
+
+
+def word_interiors(text: str) -> dict[int, str]:
+    """Token boundaries of text that fall inside a Chinese word of several characters: the
+    index of the token after the boundary -> that word; {} when the words do not line up
+    with the tokens.
+
+    A boundary where another dictionary word ends or starts is left out: jieba's best cut is
+    one reading, and `一起|来` is as good as its `一|起来`.
+    """
+    inside: dict[int, str] = {}
+    index = 0
+    for word in chinese_words(text):
+        pieces = tokens(word)
+        if len(pieces) > 1 and all(len(p) == 1 and _HAN.match(p) for p in pieces):
+            inside.update(dict.fromkeys(range(index + 1, index + len(pieces)), word))
+        index += len(pieces)
+    seed = tokens(text)
+    if index != len(seed):
+        return {}
+    return {cut: word for cut, word in inside.items() if not _is_word_edge(seed, cut)}
+
+
+def _is_word_edge(seed: tuple[str, ...], cut: int, longest: int = 4) -> bool:
+    """Whether a dictionary word of 2-`longest` Han characters ends or starts at cut."""
+    known = _jieba().FREQ
+
+    def is_word(start: int, end: int) -> bool:
+        run = seed[start:end]
+        return (
+            0 <= start
+            and end <= len(seed)
+            and all(len(t) == 1 and _HAN.match(t) for t in run)
+            and bool(known.get("".join(run)))
+        )
+
+    return any(
+        is_word(cut - size, cut) or is_word(cut, cut + size) for size in range(2, longest + 1)
+    )
+
+
+@lru_cache(maxsize=1)
+def _jieba() -> Any:
+    """jieba's default tokenizer; it caches its prefix dictionary in the temp directory."""
+    import logging
+    import warnings
+
+    with warnings.catch_warnings():  # with an old setuptools, jieba's pkg_resources warns
+        warnings.simplefilter("ignore")
+        import jieba  # type: ignore[import-untyped]
+
+    jieba.setLogLevel(logging.WARNING)  # not "Building prefix dict ..." on every run
+    tokenizer = jieba.Tokenizer()
+    tokenizer.initialize()
+    return tokenizer

@@ -203,6 +203,7 @@ def test_every_declared_rule_is_covered_here() -> None:
         "known-collision-course",
         "lone-function-word",
         "mixed-script-word",
+        "lego-splits-word",
     }
     assert declared == tested
 
@@ -1150,3 +1151,66 @@ def test_greek_omicron_in_a_latin_lego(workspace: Workspace) -> None:
     issues = only(validate(workspace, setup(workspace, seeds, phase1=None)), "mixed-script-word")
     assert [i.lego_id for i in issues] == ["S0002L02"]
     assert 'Greek "ο" (U+03BF) among Latin letters; write Latin "o" (U+006F)' in issues[0].message
+
+
+# --- lego-splits-word: Chinese words (issue 15): fixtures written for these tests -----------------
+
+
+def chinese_seed(target: str, known: str, *pieces: tuple[str, str]) -> dict[str, Any]:
+    legos = [lego(f"S0002L{n:02d}", t, k) for n, (t, k) in enumerate(pieces, 1)]
+    return seed("S0002", target, known, *legos)
+
+
+def test_chinese_lego_boundary_inside_a_word(workspace: Workspace) -> None:
+    second = chinese_seed(
+        "我想学中文。",
+        "I want to learn Chinese.",
+        ("我想", "I want"),
+        ("学中", "learn Chin-"),
+        ("文", "-ese"),
+    )
+    issue = one(chinese(workspace, second), "lego-splits-word")
+    assert (issue.severity, issue.seed_id, issue.lego_id) == ("warning", "S0002", "S0002L02")
+    assert issue.message == (
+        'S0002L02: "学中" ends inside the word "中文" of the seed "我想学中文。"; '
+        'keep "中文" whole in one LEGO'
+    )
+
+
+def test_chinese_lego_starting_inside_a_word(workspace: Workspace) -> None:
+    second = chinese_seed(
+        "我们大家都好。",
+        "We are all well.",
+        ("我", "we-"),
+        ("们大家", "-all of us"),
+        ("都好", "are all well"),
+    )
+    issues = only(chinese(workspace, second), "lego-splits-word")
+    assert [(i.lego_id, i.message.split(" inside ")[0]) for i in issues] == [
+        ("S0002L01", 'S0002L01: "我" ends')
+    ]  # 们大家 starts at the same cut: one issue per place
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [("我想", "I want"), ("学中文", "to learn Chinese")],
+        [("我想学", "I want to learn"), ("中文", "Chinese")],
+    ],
+)
+def test_chinese_legos_between_words_pass(
+    workspace: Workspace, pieces: list[tuple[str, str]]
+) -> None:
+    second = chinese_seed("我想学中文。", "I want to learn Chinese.", *pieces)
+    assert only(chinese(workspace, second), "lego-splits-word") == []
+
+
+def test_word_splits_are_checked_only_for_chinese(workspace: Workspace) -> None:
+    seeds = with_new_flags(
+        [simple("S0001", ("私は", "I"), ("日本", "Japan-")), simple("S0002", ("語", "-ese"))]
+    )
+    seeds[1]["seed_pair"]["target"] = "語"
+    code = setup(
+        workspace, seeds, code="jpn_for_eng", sources=["x", "y"], target="jpn", phase1=None
+    )
+    assert only(validate(workspace, code), "lego-splits-word") == []

@@ -234,3 +234,30 @@ def test_arabic_proclitic_bases() -> None:
     assert clitic_bases("ومعك") == ("معك",)
     assert clitic_bases("وا") == ()  # too short to be و + a word
     assert clitic_bases("معك") == ()
+
+
+# --- Chinese words (jieba), used by phase 3's lego-splits-word ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "inside"),
+    [
+        ("我想学中文。", {4: "中文"}),
+        ("我现在想和你说中文。", {2: "现在", 8: "中文"}),
+        ("你们大家都好", {1: "你们", 3: "大家"}),
+        ("OK我想学中文", {5: "中文"}),  # a Latin token counts as one
+        ("我需要你和我一起来。", {2: "需要"}),  # 一起|来 reads as well as jieba's 一|起来
+        ("我想", {}),
+    ],
+)
+def test_word_interiors(text: str, inside: dict[int, str]) -> None:
+    from freshbatch.text import word_interiors
+
+    assert word_interiors(text) == inside
+
+
+def test_chinese_words_keep_tokens_per_character() -> None:
+    from freshbatch.text import chinese_words
+
+    assert chinese_words("我想学中文。") == ("我", "想", "学", "中文", "。")
+    assert tokens("我想学中文。") == ("我", "想", "学", "中", "文")

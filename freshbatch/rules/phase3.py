@@ -13,7 +13,7 @@ from freshbatch.clock import stamp_iso
 from freshbatch.issues import Reporter
 from freshbatch.rules.base import Checker, PhaseContext, quoted, seed_number
 from freshbatch.scripts import mixed_words
-from freshbatch.text import find_span, key, squash, tokens
+from freshbatch.text import CHINESE, find_span, key, span_starts, squash, tokens, word_interiors
 from freshbatch.tiling import Tiling, tile
 
 _LEGO_ID = re.compile(r"S(\d{4})L(\d{2})")
@@ -252,6 +252,8 @@ class PhaseChecker(Checker):
             )
         if gaps:
             report.add("tiling-coverage", f"{seed_id}: no LEGO covers {gaps}", seed_id=seed_id)
+        if self.context.course.target in CHINESE:
+            self._check_word_splits(seed, seed_tokens, report)
         for index in result.foreign:
             lego = seed["legos"][index]
             self.counts["foreign_legos"] += 1
@@ -259,6 +261,34 @@ class PhaseChecker(Checker):
                 "lego-contiguous",
                 f"{lego['id']}: {quoted(lego['lego']['target'])} is not "
                 f"a contiguous part of the seed {quoted(target)}",
+                seed_id=seed_id,
+                lego_id=lego["id"],
+            )
+
+    def _check_word_splits(
+        self, seed: dict[str, Any], seed_tokens: tuple[str, ...], report: Reporter
+    ) -> None:
+        """A LEGO edge inside a word of the seed (学中 + 文 for 学中文), once per place."""
+        seed_id, target = seed["seed_id"], seed["seed_pair"]["target"]
+        inside = word_interiors(target)
+        reported: set[int] = set()
+        for lego in seed["legos"]:
+            lego_tokens = tokens(lego["lego"]["target"])
+            edges = [(s, s + len(lego_tokens)) for s in span_starts(seed_tokens, lego_tokens)]
+            if not edges or any(a not in inside and b not in inside for a, b in edges):
+                continue  # not in the seed (lego-contiguous says so), or once between words
+            start, end = edges[0]
+            cut = start if start in inside else end
+            if cut in reported:
+                continue
+            reported.add(cut)
+            word = inside[cut]
+            where = "starts" if cut == start else "ends"
+            report.add(
+                "lego-splits-word",
+                f"{lego['id']}: {quoted(lego['lego']['target'])} {where} inside the word "
+                f"{quoted(word)} of the seed {quoted(target)}; keep {quoted(word)} whole in "
+                "one LEGO",
                 seed_id=seed_id,
                 lego_id=lego["id"],
             )
