@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from freshbatch.text import span_starts
@@ -35,6 +35,35 @@ def tile(seed: Sequence[str], legos: Sequence[Sequence[str]]) -> Tiling:
     reach = _reach(len(seed), spans)
     exact = bool(seed) and reach == len(seed)
     return Tiling(exact, _uncovered(len(seed), spans), tuple(foreign), reach)
+
+
+@dataclass(frozen=True)
+class WordCut:
+    """A LEGO whose every occurrence in the seed starts or ends inside a word."""
+
+    lego: int  # index of the LEGO
+    edge: str  # "starts" or "ends"
+    word: str  # the word it cuts
+
+
+def word_cuts(
+    seed: Sequence[str], legos: Sequence[Sequence[str]], inside: Mapping[int, str]
+) -> list[WordCut]:
+    """LEGOs with an edge at a boundary of `inside` (token index -> the word it is inside),
+    one per boundary: 学中 + 文 cut 中文 once, and 学中 is named."""
+    seed = tuple(seed)
+    cuts: list[WordCut] = []
+    reported: set[int] = set()
+    for index, lego in enumerate(legos):
+        edges = [(start, start + len(lego)) for start in span_starts(seed, tuple(lego))]
+        if not edges or any(a not in inside and b not in inside for a, b in edges):
+            continue  # not in the seed (T3 says so), or once between words
+        start, end = edges[0]
+        cut = start if start in inside else end
+        if cut not in reported:
+            reported.add(cut)
+            cuts.append(WordCut(index, "starts" if cut == start else "ends", inside[cut]))
+    return cuts
 
 
 def _reach(size: int, spans: list[tuple[int, int]]) -> int:

@@ -176,3 +176,16 @@ def test_chinese_reuse_and_backtracking() -> None:
 )
 def test_tiling_in_other_scripts(seed: str, legos: list[str], exact: bool) -> None:
     assert tile(tokens(seed), [tokens(lego) for lego in legos]).is_exact is exact
+
+
+def test_word_cuts_one_per_boundary_and_only_when_every_occurrence_cuts() -> None:
+    from freshbatch.tiling import WordCut, word_cuts
+
+    seed = tuple("我想学中文")
+    inside = {4: "中文"}
+    assert word_cuts(seed, [tuple("我想"), tuple("学中"), ("文",)], inside) == [
+        WordCut(1, "ends", "中文")
+    ]
+    assert word_cuts(seed, [tuple("我想"), tuple("学中文")], inside) == []
+    assert word_cuts(seed, [("文",)], inside) == [WordCut(0, "starts", "中文")]
+    assert word_cuts(seed, [tuple("你好")], inside) == []  # not in the seed: T3's business

@@ -13,8 +13,8 @@ from freshbatch.clock import stamp_iso
 from freshbatch.issues import Reporter
 from freshbatch.rules.base import Checker, PhaseContext, quoted, seed_number
 from freshbatch.scripts import mixed_words
-from freshbatch.text import CHINESE, find_span, key, span_starts, squash, tokens, word_interiors
-from freshbatch.tiling import Tiling, tile
+from freshbatch.text import CHINESE, find_span, key, squash, tokens, word_interiors
+from freshbatch.tiling import Tiling, tile, word_cuts
 
 _LEGO_ID = re.compile(r"S(\d{4})L(\d{2})")
 _EARLY_SEEDS = 100  # the LUT is strict for seeds 1-100 (SSi's rule)
@@ -268,27 +268,16 @@ class PhaseChecker(Checker):
     def _check_word_splits(
         self, seed: dict[str, Any], seed_tokens: tuple[str, ...], report: Reporter
     ) -> None:
-        """A LEGO edge inside a word of the seed (学中 + 文 for 学中文), once per place."""
-        seed_id, target = seed["seed_id"], seed["seed_pair"]["target"]
-        inside = word_interiors(target)
-        reported: set[int] = set()
-        for lego in seed["legos"]:
-            lego_tokens = tokens(lego["lego"]["target"])
-            edges = [(s, s + len(lego_tokens)) for s in span_starts(seed_tokens, lego_tokens)]
-            if not edges or any(a not in inside and b not in inside for a, b in edges):
-                continue  # not in the seed (lego-contiguous says so), or once between words
-            start, end = edges[0]
-            cut = start if start in inside else end
-            if cut in reported:
-                continue
-            reported.add(cut)
-            word = inside[cut]
-            where = "starts" if cut == start else "ends"
+        """A LEGO edge inside a word of the seed (学中 + 文 for 学中文)."""
+        seed_id, target, legos = seed["seed_id"], seed["seed_pair"]["target"], seed["legos"]
+        lego_tokens = [tokens(lego["lego"]["target"]) for lego in legos]
+        for cut in word_cuts(seed_tokens, lego_tokens, word_interiors(target)):
+            lego = legos[cut.lego]
             report.add(
                 "lego-splits-word",
-                f"{lego['id']}: {quoted(lego['lego']['target'])} {where} inside the word "
-                f"{quoted(word)} of the seed {quoted(target)}; keep {quoted(word)} whole in "
-                "one LEGO",
+                f"{lego['id']}: {quoted(lego['lego']['target'])} {cut.edge} inside the word "
+                f"{quoted(cut.word)} of the seed {quoted(target)}; keep {quoted(cut.word)} "
+                "whole in one LEGO",
                 seed_id=seed_id,
                 lego_id=lego["id"],
             )
