@@ -23,6 +23,7 @@ from freshbatch.console import (
 from freshbatch.doctor import DoctorOptions, diagnose
 from freshbatch.errors import FreshbatchError, InputError
 from freshbatch.files import file_exists, shown
+from freshbatch.hooks import notify_hook
 from freshbatch.phases import load_phases, resolve_phase
 from freshbatch.planning import plan_phase
 from freshbatch.runner import RunOptions, dry_run, prompt_request, raise_if_failed, run
@@ -98,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay provider: recordings folder (default: the course's recordings/)",
     )
     run.add_argument("--timeout", type=float, default=600.0, help="seconds per request (600)")
+    run.add_argument(
+        "--notify", action="append", default=[], metavar="CMD",
+        help="run CMD (no shell) when the run ends, the run:end event as JSON on stdin",
+    )  # fmt: skip
 
     plan = commands.add_parser("plan", help="batches, tokens and cost to expect, before any run")
     plan.add_argument("phase", help="phase1, phase3, phase5 (or 1, 3, 5), or all")
@@ -273,6 +278,7 @@ def run_options(args: argparse.Namespace, batches: int | None) -> RunOptions:
         via=args.via,
         max_consecutive_pauses=args.max_pauses,
         poll_seconds=args.poll_seconds,
+        hooks=tuple(notify_hook(command) for command in args.notify),
     )
 
 
