@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from freshbatch.batching import parse_batch_selection
 from freshbatch.console import (
     RunDisplay,
@@ -26,6 +28,8 @@ from freshbatch.files import file_exists, shown
 from freshbatch.hooks import notify_hook
 from freshbatch.phases import load_phases, resolve_phase
 from freshbatch.planning import plan_phase
+from freshbatch.report import course_report
+from freshbatch.report_render import render_html, render_markdown, render_short
 from freshbatch.runner import RunOptions, dry_run, prompt_request, raise_if_failed, run
 from freshbatch.scaffold import SEEDS_FILE, NewCourse, init_workspace, new_course
 from freshbatch.server import DEFAULT_HOST, DEFAULT_PORT, serve
@@ -124,6 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     prompt.add_argument("--batch", type=int, required=True, help="batch number K (from 1)")
     prompt.add_argument("--model", help="model name")
     prompt.add_argument("--text", action="store_true", help="print the blocks as plain text")
+
+    report = commands.add_parser(
+        "report", help="how a course's batches went, and whether the output drifted"
+    )
+    report.add_argument("course", help="course code")
+    report.add_argument(
+        "--format", choices=("md", "html", "json"), default="md", help="md (default), html, json"
+    )
 
     rules = commands.add_parser("rules", help="list every phase's rules and default severities")
     rules.add_argument("phase", nargs="?", help="only this phase")
@@ -298,6 +310,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if display.progress is not None:
             print_summary(console, display.progress.state)
             print_failures(console, display.progress.state)
+    console.print(escape(render_short(course_report(workspace, args.course))))
     raise_if_failed(result)
     return 0
 
@@ -319,6 +332,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     console = make_console()
     print_summary(console, progress)
     print_failures(console, progress)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    report = course_report(find_workspace(args.root), args.course)
+    if args.format == "json":
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        text = render_html(report) if args.format == "html" else render_markdown(report)
+        sys.stdout.write(text)
     return 0
 
 
@@ -360,6 +383,7 @@ COMMANDS = {
     "status": cmd_status,
     "prompt": cmd_prompt,
     "rules": cmd_rules,
+    "report": cmd_report,
     "serve": cmd_serve,
     "init": cmd_init,
     "new": cmd_new,
