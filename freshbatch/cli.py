@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay provider: recordings folder (default: the course's recordings/)",
     )
     run.add_argument("--timeout", type=float, default=600.0, help="seconds per request (600)")
+    policy = run.add_mutually_exclusive_group()
+    policy.add_argument("--fail-fast", action="store_const", dest="on_failure", const="fail-fast",
+                        help="stop at once when a batch used all its attempts")  # fmt: skip
+    policy.add_argument("--keep-going", action="store_const", dest="on_failure",
+                        const="keep-going", help="after a failed batch, still run the later "
+                        "ones; merge up to the gap")  # fmt: skip
     run.add_argument(
         "--notify", action="append", default=[], metavar="CMD",
         help="run CMD (no shell) when the run ends, the run:end event as JSON on stdin",
@@ -291,6 +297,7 @@ def run_options(args: argparse.Namespace, batches: int | None) -> RunOptions:
         max_consecutive_pauses=args.max_pauses,
         poll_seconds=args.poll_seconds,
         hooks=tuple(notify_hook(command) for command in args.notify),
+        on_failure=args.on_failure or "stop",
     )
 
 

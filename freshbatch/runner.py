@@ -62,6 +62,7 @@ class RunOptions:
     cache_ttl: str | None = None
     via: str = "messages"  # or "batches": Message Batches, round by round
     poll_seconds: float = 30.0
+    on_failure: str = "stop"  # stop (finish in flight), fail-fast or keep-going
     hooks: tuple[Hook, ...] = ()  # beside freshbatch.yaml's and course.yaml's (--notify)
 
 
@@ -252,8 +253,9 @@ def _run_phases(
     if options.via == "batches":
         return _run_message_batches(runs, provider, model, attempt_options, gate, options)
     scheduler = Scheduler(
-        runs, provider, model, attempt_options, progress, gate, concurrency, options.batches
-    )
+        runs, provider, model, attempt_options, progress, gate, concurrency, options.batches,
+        options.on_failure,
+    )  # fmt: skip
     return scheduler.run()
 
 
