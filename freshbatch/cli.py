@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from freshbatch.batching import parse_batch_selection
 from freshbatch.console import (
     RunDisplay,
@@ -23,8 +25,11 @@ from freshbatch.console import (
 from freshbatch.doctor import DoctorOptions, diagnose
 from freshbatch.errors import FreshbatchError, InputError
 from freshbatch.files import file_exists, shown
+from freshbatch.hooks import notify_hook
 from freshbatch.phases import load_phases, resolve_phase
 from freshbatch.planning import plan_phase
+from freshbatch.report import course_report
+from freshbatch.report_render import render_html, render_markdown, render_short
 from freshbatch.runner import RunOptions, dry_run, prompt_request, raise_if_failed, run
 from freshbatch.scaffold import SEEDS_FILE, NewCourse, init_workspace, new_course
 from freshbatch.server import DEFAULT_HOST, DEFAULT_PORT, serve
@@ -98,6 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay provider: recordings folder (default: the course's recordings/)",
     )
     run.add_argument("--timeout", type=float, default=600.0, help="seconds per request (600)")
+    policy = run.add_mutually_exclusive_group()
+    policy.add_argument("--fail-fast", action="store_const", dest="on_failure", const="fail-fast",
+                        help="stop at once when a batch used all its attempts")  # fmt: skip
+    policy.add_argument("--keep-going", action="store_const", dest="on_failure",
+                        const="keep-going", help="after a failed batch, still run the later "
+                        "ones; merge up to the gap")  # fmt: skip
+    run.add_argument(
+        "--notify", action="append", default=[], metavar="CMD",
+        help="run CMD (no shell) when the run ends, the run:end event as JSON on stdin",
+    )  # fmt: skip
 
     plan = commands.add_parser("plan", help="batches, tokens and cost to expect, before any run")
     plan.add_argument("phase", help="phase1, phase3, phase5 (or 1, 3, 5), or all")
@@ -119,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     prompt.add_argument("--batch", type=int, required=True, help="batch number K (from 1)")
     prompt.add_argument("--model", help="model name")
     prompt.add_argument("--text", action="store_true", help="print the blocks as plain text")
+
+    report = commands.add_parser(
+        "report", help="how a course's batches went, and whether the output drifted"
+    )
+    report.add_argument("course", help="course code")
+    report.add_argument(
+        "--format", choices=("md", "html", "json"), default="md", help="md (default), html, json"
+    )
 
     rules = commands.add_parser("rules", help="list every phase's rules and default severities")
     rules.add_argument("phase", nargs="?", help="only this phase")
@@ -273,6 +296,8 @@ def run_options(args: argparse.Namespace, batches: int | None) -> RunOptions:
         via=args.via,
         max_consecutive_pauses=args.max_pauses,
         poll_seconds=args.poll_seconds,
+        hooks=tuple(notify_hook(command) for command in args.notify),
+        on_failure=args.on_failure or "stop",
     )
 
 
@@ -292,6 +317,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if display.progress is not None:
             print_summary(console, display.progress.state)
             print_failures(console, display.progress.state)
+    console.print(escape(render_short(course_report(workspace, args.course))))
     raise_if_failed(result)
     return 0
 
@@ -313,6 +339,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     console = make_console()
     print_summary(console, progress)
     print_failures(console, progress)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    report = course_report(find_workspace(args.root), args.course)
+    if args.format == "json":
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        text = render_html(report) if args.format == "html" else render_markdown(report)
+        sys.stdout.write(text)
     return 0
 
 
@@ -354,6 +390,7 @@ COMMANDS = {
     "status": cmd_status,
     "prompt": cmd_prompt,
     "rules": cmd_rules,
+    "report": cmd_report,
     "serve": cmd_serve,
     "init": cmd_init,
     "new": cmd_new,

@@ -12,6 +12,7 @@ from freshbatch.batching import BatchPlan
 from freshbatch.errors import InputError, ValidationFailed, WriteError
 from freshbatch.files import file_exists
 from freshbatch.gate import RateGate
+from freshbatch.hooks import Hook, HookRunner
 from freshbatch.issues import ERROR
 from freshbatch.msgbatches import MessageBatchRun
 from freshbatch.phase_run import AttemptOptions, PhaseRun
@@ -61,6 +62,8 @@ class RunOptions:
     cache_ttl: str | None = None
     via: str = "messages"  # or "batches": Message Batches, round by round
     poll_seconds: float = 30.0
+    on_failure: str = "stop"  # stop (finish in flight), fail-fast or keep-going
+    hooks: tuple[Hook, ...] = ()  # beside freshbatch.yaml's and course.yaml's (--notify)
 
 
 @dataclass
@@ -132,6 +135,10 @@ def run(
         record_plan(course, plan)  # the first write: everything above only read and checked
         if listen is not None:
             listen(progress)
+        settings = workspace.settings()
+        hooks = HookRunner(settings.hooks + course.hooks + options.hooks, course.code,
+                           str(course.folder), progress.event)  # fmt: skip
+        progress.listen(hooks.on_event)
         gate = RateGate(
             options.max_consecutive_pauses or workspace.settings().max_consecutive_pauses,
             on_pause=lambda status, seconds: progress.pause(status, seconds),
@@ -159,6 +166,7 @@ def run(
                 status = "completed"
         finally:
             _end(progress, status, failing)
+            hooks.close()  # run:end's hooks (--notify) still run, then the lock goes
             close = getattr(provider, "close", None)
             if callable(close):
                 close()
@@ -245,8 +253,9 @@ def _run_phases(
     if options.via == "batches":
         return _run_message_batches(runs, provider, model, attempt_options, gate, options)
     scheduler = Scheduler(
-        runs, provider, model, attempt_options, progress, gate, concurrency, options.batches
-    )
+        runs, provider, model, attempt_options, progress, gate, concurrency, options.batches,
+        options.on_failure,
+    )  # fmt: skip
     return scheduler.run()
 
 

@@ -62,6 +62,7 @@ class Scheduler:
         gate: RateGate,
         concurrency: int = 1,
         wanted: tuple[int, ...] | None = None,
+        on_failure: str = "stop",
     ) -> None:
         self.runs = runs
         self.provider = provider
@@ -78,6 +79,8 @@ class Scheduler:
         self._warming: dict[int, int] = {}  # phase -> its warm-up batch, until checked
         self._runs_per_batch: dict[tuple[int, int], int] = {}
         self._stopping = False
+        self.on_failure = on_failure  # stop (finish in flight) | fail-fast | keep-going
+        self._abandon = False
 
     def run(self) -> list[PhaseResult]:
         for phase_run in self.runs.values():
@@ -86,10 +89,11 @@ class Scheduler:
         while True:
             if not self._stopping:
                 self._submit_ready()
-            if not self._in_flight:
-                break
+            if not self._in_flight or self._abandon:
+                break  # fail-fast leaves the attempts in flight behind (daemon threads)
             self._handle(self._done.get())
-        self._check_nothing_left()
+        if not any(r.failed for r in self.results.values()):
+            self._check_nothing_left()
         for number, phase_run in self.runs.items():
             self.results[number].merged = len(phase_run.bodies)
         return list(self.results.values())
@@ -169,13 +173,22 @@ class Scheduler:
         if item.outcome.body is None:
             self.results[item.phase].failed.append(item.batch)
             self.results[item.phase].last_issues = list(item.outcome.last_issues)
-            self._stopping = True
+            self._on_failed()
             return
         phase_run = self.runs[item.phase]
         before = len(phase_run.bodies)
         phase_run.merge_ready()
         if len(phase_run.bodies) > before:
             self._propagate(phase_run)
+
+    def _on_failed(self) -> None:
+        """A batch used all its attempts: what happens next is the run's failure policy."""
+        if self.on_failure == "keep-going":
+            return  # later batches still run and stage; merging stops at the gap
+        self._stopping = True
+        if self.on_failure == "fail-fast":
+            self._abandon = True
+            self.gate.abort("the run is stopping: a batch failed (--fail-fast)")
 
     def _account(self, phase: int, batch: int, outcome: BatchOutcome) -> None:
         result = self.results[phase]

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
 from freshbatch.errors import FreshbatchError, InputError
+from freshbatch.report import course_drift
 from freshbatch.status import course_status
 from freshbatch.workspace import Workspace
 
@@ -39,6 +40,7 @@ STATIC_FILES = {
 }
 _PROGRESS = re.compile(r"/api/courses/([a-z0-9_]+)/progress")
 _EVENTS = re.compile(r"/api/courses/([a-z0-9_]+)/events")
+_DRIFT = re.compile(r"/api/courses/([a-z0-9_]+)/drift")
 _STATIC = re.compile(r"/static/([a-z0-9_.-]+)")
 _LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
 _SECURITY_HEADERS = {
@@ -127,6 +129,7 @@ class StatusApp:
         for pattern, handler in (
             (_PROGRESS, self.progress),
             (_EVENTS, self.events),
+            (_DRIFT, self.drift),
             (_STATIC, self.static),
         ):
             found = pattern.fullmatch(path)
@@ -185,6 +188,15 @@ class StatusApp:
         except FileNotFoundError:
             lines = []
         return json_response([event for event in map(_parse_line, lines) if event is not None])
+
+    def drift(self, code: str, query: dict[str, list[str]]) -> Response:
+        """Per phase, the drift figures of every batch and the verdict (see `report`)."""
+        if self._course(code) is None:
+            return not_found(f"no course {code}")
+        try:
+            return json_response(course_drift(self.workspace, code))
+        except FreshbatchError as exc:
+            return json_response({"course": code, "error": str(exc), "phases": []})
 
     def static(self, name: str, query: dict[str, list[str]]) -> Response:
         content_type = STATIC_FILES.get(name)

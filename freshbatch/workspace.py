@@ -12,6 +12,7 @@ from typing import Any
 from freshbatch.batching import BatchPlan, plan_batches
 from freshbatch.errors import InputError
 from freshbatch.files import file_exists, read_json, read_yaml, shown
+from freshbatch.hooks import Hook, parse_hooks
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 SEVERITIES = ("error", "warning", "off")
@@ -29,6 +30,7 @@ _COURSE_KEYS = {
     "batch_size",
     "model",
     "rules",
+    "hooks",
 }
 
 
@@ -56,6 +58,7 @@ class Course:
     batch_size: int = 20
     model: str | None = None
     rules: dict[str, str] = field(default_factory=dict)
+    hooks: tuple[Hook, ...] = ()
 
     @property
     def config_path(self) -> Path:
@@ -94,9 +97,10 @@ class Settings:
     concurrency: int = 1
     max_consecutive_pauses: int = 10
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
+    hooks: tuple[Hook, ...] = ()
 
 
-_SETTINGS_KEYS = {"model", "concurrency", "max_consecutive_pauses", "prices"}
+_SETTINGS_KEYS = {"model", "concurrency", "max_consecutive_pauses", "prices", "hooks"}
 _PRICE_KEYS = {"input", "output", "cache_write", "cache_read", "min_cache_tokens"}
 
 
@@ -179,6 +183,7 @@ def parse_settings(raw: Any, where: str) -> Settings:
             raw.get("max_consecutive_pauses", 10), "max_consecutive_pauses", where, 1, 1000
         ),
         prices={str(k): dict(v) for k, v in prices.items()},
+        hooks=parse_hooks(raw.get("hooks"), where),
     )
 
 
@@ -232,6 +237,7 @@ def parse_course(folder: Path, raw: Any) -> Course:
         batch_size=_int(raw.get("batch_size", 20), "batch_size", where, 1, 1000),
         model=_text(raw, "model", where) if "model" in raw else None,
         rules=_rules(raw.get("rules"), where),
+        hooks=parse_hooks(raw.get("hooks"), where),
     )
 
 

@@ -146,6 +146,11 @@ def test_page_follows_a_run_without_reloading(
         assert page.get_attribute(cell(1, 2), "aria-selected") == "true"  # kept across polls
         assert text(page, "#detail-title") == "Phase 1 · batch 2"
         page.wait_for_selector('#events li[data-event="run:end"]')
+        # the drift chart follows the run: phase 5's figures appear once it merged
+        page.wait_for_selector(
+            '#drift-charts svg.drift-chart[data-phase="5"] polyline', state="attached"
+        )
+        assert page.locator("#drift-charts svg.drift-chart").count() == 3
         assert page.evaluate("window.__notReloaded") is True
         page.screenshot(path=str(tmp_path / "status-page-run.png"), full_page=True)
     runner.join(timeout=30)
@@ -167,6 +172,12 @@ def test_screenshot_of_the_demo_after_a_replay_run(
         assert text(page, "#detail-attempts") == "2"
         assert text(page, cell(3, 2)) == "2"
         assert text(page, "#eta") == "done"
+        page.wait_for_selector(
+            '.drift-chart[data-phase="3"] polyline[data-figure="size"]', state="attached"
+        )
+        assert page.locator(".drift-chart").count() == 3
+        verdict = page.locator(".drift-verdict").nth(1).text_content() or ""
+        assert verdict.startswith("phase3, first third vs last third")
         shot = tmp_path / "status-page.png"
         page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000

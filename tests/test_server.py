@@ -261,6 +261,23 @@ def test_events_of_a_real_run_end_with_run_end(courses: Workspace, client: Clien
     assert events[-1] == {**events[-1], "event": "run:end", "status": "completed"}
 
 
+def test_drift_gives_every_batch_of_every_phase(courses: Workspace, client: Client) -> None:
+    reply = client.get(f"/api/courses/{DEMO}/drift")
+    assert reply.status == 200
+    data = reply.json()
+    assert [p["phase"] for p in data["phases"]] == [1, 3, 5]
+    three = data["phases"][1]
+    assert [r["batch"] for r in three["batches"]] == [1, 2, 3]
+    assert three["batches"][1]["first_attempt_valid"] is False
+    assert three["size_unit"] == "LEGOs per seed" and three["verdict"]
+
+
+def test_drift_of_a_course_never_run_is_empty(courses: Workspace, client: Client) -> None:
+    reply = client.get(f"/api/courses/{NEVER_RUN}/drift")
+    assert (reply.status, reply.json()["phases"]) == (200, [])
+    assert client.get("/api/courses/nope/drift").status == 404
+
+
 def test_tail_lines_across_chunks(tmp_path: Path) -> None:
     path = tmp_path / "lines"
     lines = [(f"{i:05d}-" + "x" * (i % 300)).encode() for i in range(3000)]

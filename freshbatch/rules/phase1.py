@@ -239,3 +239,10 @@ def merged_seed_ids(doc: dict[str, Any], seed_ids: Sequence[str]) -> list[str]:
 def describe(body: dict[str, Any]) -> str:
     """What a batch produced, for the console."""
     return f"{len(body['translations'])} translations"
+
+
+def measure(body: dict[str, Any]) -> tuple[str, float] | None:
+    """Output size for the drift report: target words per seed."""
+    rows = [t for t in body["translations"].values() if isinstance(t, dict)]
+    words = sum(len(str(t.get("target", "")).split()) for t in rows)
+    return ("target words per seed", words / len(rows)) if rows else None

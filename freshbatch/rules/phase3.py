@@ -507,3 +507,9 @@ def describe(body: dict[str, Any]) -> str:
     legos = sum(len(s["legos"]) for s in body["seeds"])
     new = sum(1 for s in body["seeds"] for lego in s["legos"] if lego.get("new"))
     return f"{legos} LEGOs ({new} new)"
+
+
+def measure(body: dict[str, Any]) -> tuple[str, float] | None:
+    """Output size for the drift report: LEGOs per seed."""
+    seeds = body["seeds"]
+    return ("LEGOs per seed", sum(len(s["legos"]) for s in seeds) / len(seeds)) if seeds else None

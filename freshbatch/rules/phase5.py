@@ -429,3 +429,10 @@ def describe(body: dict[str, Any]) -> str:
     """What a batch produced, for the console."""
     phrases = sum(len(b["practice_phrases"]) for b in body["baskets"].values())
     return f"{len(body['baskets'])} baskets, {phrases} phrases"
+
+
+def measure(body: dict[str, Any]) -> tuple[str, float] | None:
+    """Output size for the drift report: practice phrases per basket."""
+    baskets = body["baskets"]
+    phrases = sum(len(b["practice_phrases"]) for b in baskets.values())
+    return ("phrases per basket", phrases / len(baskets)) if baskets else None

@@ -5,6 +5,14 @@
 const POLL_MS = 2000;
 const COURSES_EVERY = 5; // refresh the course list every 5th poll
 const EVENTS_LIMIT = 30;
+const DRIFT_EVERY = 3; // the drift figures re-run the validators: every 3rd poll
+const DRIFT_LINES = [
+  ["first_errors_per_seed", "first-attempt errors / seed", "#c0392b"],
+  ["merged_errors_per_seed", "merged errors / seed", "#8e44ad"],
+  ["merged_warnings_per_seed", "merged warnings / seed", "#d68910"],
+  ["size", "output size", "#2471a3"],
+];
+const SVG_NS = "http://www.w3.org/2000/svg";
 const STATE_LABELS = {
   running: "running",
   paused: "paused for rate limits",
@@ -115,6 +123,10 @@ async function refreshCourse(code) {
   renderProgress(progress);
   const { data: events } = await getJSON(url + "/events?limit=" + EVENTS_LIMIT);
   if (code === view.course) renderEvents(events);
+  if (view.polls % DRIFT_EVERY === 0 || view.driftFor !== code) {
+    const { data: drift } = await getJSON(url + "/drift");
+    if (code === view.course) renderDrift(drift);
+  }
 }
 
 function showError(text) {
@@ -410,3 +422,58 @@ window.addEventListener("hashchange", () => {
   if (wanted) selectCourse(wanted);
 });
 poll();
+
+// ---- drift chart --------------------------------------------------------
+
+function svg(tag, attrs) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
+  return node;
+}
+
+function renderDrift(drift) {
+  view.driftFor = drift.course;
+  const box = $("drift-charts");
+  box.replaceChildren();
+  if (drift.error) box.append(el("p", { class: "error" }, drift.error));
+  for (const phase of drift.phases || []) {
+    box.append(el("h3", {}, phase.key));
+    box.append(el("p", { class: "drift-verdict" }, phase.verdict || "not enough batches yet for a verdict"));
+    box.append(driftChart(phase));
+    const legend = el("p", { class: "muted" });
+    for (const [key, label] of DRIFT_LINES) {
+      if (!(phase.batches || []).some((r) => r[key] !== null && r[key] !== undefined)) continue;
+      const name = key === "size" && phase.size_unit ? phase.size_unit : label;
+      legend.append(el("span", { class: "drift-key", "data-figure": key }, "━ " + name));
+    }
+    box.append(legend);
+  }
+}
+
+function driftChart(phase) {
+  const width = 720, height = 200, left = 30, top = 8, plotW = width - left - 10, plotH = height - 36;
+  const rows = phase.batches || [];
+  const count = Math.max(rows.length, 1);
+  const x = (i) => left + (count > 1 ? (plotW * i) / (count - 1) : plotW / 2);
+  const chart = svg("svg", { class: "drift-chart", viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": phase.key + " drift by batch", "data-phase": String(phase.phase) });
+  chart.append(svg("rect", { x: left, y: top, width: plotW, height: plotH, fill: "none", stroke: "#ccc" }));
+  for (const [key, label, colour] of DRIFT_LINES) {
+    const values = rows.map((r, i) => [i, r[key]]).filter(([, v]) => v !== null && v !== undefined);
+    if (!values.length) continue;
+    const peak = Math.max(...values.map(([, v]) => v)) || 1;
+    const points = values.map(([i, v]) => `${x(i).toFixed(1)},${(top + plotH * (1 - v / peak)).toFixed(1)}`);
+    const line = svg("polyline", { "data-figure": key, fill: "none", stroke: colour, "stroke-width": 2,
+      points: points.join(" ") });
+    const title = svg("title");
+    title.textContent = (key === "size" && phase.size_unit ? phase.size_unit : label) + " (max " + peak.toFixed(2) + ")";
+    line.append(title);
+    chart.append(line);
+  }
+  for (let i = 0; i < count; i += Math.max(1, Math.floor(count / 10))) {
+    const tick = svg("text", { x: x(i).toFixed(1), y: height - 14, "font-size": 10, "text-anchor": "middle" });
+    tick.textContent = String(i + 1);
+    chart.append(tick);
+  }
+  return chart;
+}
