@@ -12,6 +12,7 @@ from freshbatch.batching import BatchPlan
 from freshbatch.errors import InputError, ValidationFailed, WriteError
 from freshbatch.files import file_exists
 from freshbatch.gate import RateGate
+from freshbatch.pacing import Pacer
 from freshbatch.issues import ERROR
 from freshbatch.msgbatches import MessageBatchRun
 from freshbatch.phase_run import AttemptOptions, PhaseRun
@@ -132,10 +133,22 @@ def run(
         record_plan(course, plan)  # the first write: everything above only read and checked
         if listen is not None:
             listen(progress)
+        settings = workspace.settings()
+        pacer = Pacer(
+            concurrency,
+            settings.output_charge,
+            on_change=progress.set_pacing,
+            on_cap=lambda wanted, limit: progress.warn(
+                0,
+                f"the account's output limit is {limit} tokens per minute, below a phase's "
+                f"max_tokens {wanted}: requests ask for at most {limit}",
+            ),
+        )
         gate = RateGate(
-            options.max_consecutive_pauses or workspace.settings().max_consecutive_pauses,
+            options.max_consecutive_pauses or settings.max_consecutive_pauses,
             on_pause=lambda status, seconds: progress.pause(status, seconds),
             on_resume=progress.resume,
+            pacer=pacer,
         )
         status = "idle"  # also after a provider error or Ctrl-C: resumable, no batch failed
         progress.start_run(

@@ -93,10 +93,24 @@ class Settings:
     concurrency: int = 1
     max_consecutive_pauses: int = 10
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
+    # how the account's API charges output tokens against its per-minute limit: "reserve"
+    # (max_tokens when a request starts, settled when it ends: Anthropic's API) or "actual"
+    output_charge: str = "reserve"
+    thinking: str | None = None  # off | adaptive (None: the documented default, off)
+    effort: str | None = None  # low | medium | high | ... (None: the model's default)
 
 
-_SETTINGS_KEYS = {"model", "concurrency", "max_consecutive_pauses", "prices"}
-_PRICE_KEYS = {"input", "output", "cache_write", "cache_read", "min_cache_tokens"}
+_SETTINGS_KEYS = {
+    "model", "concurrency", "max_consecutive_pauses", "prices", "output_charge", "thinking",
+    "effort",
+}  # fmt: skip
+_PRICE_KEYS = {
+    "input", "output", "cache_write", "cache_write_1h", "cache_read", "batch_discount",
+    "min_cache_tokens",
+}  # fmt: skip
+OUTPUT_CHARGES = ("reserve", "actual")
+THINKING = ("off", "adaptive")
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
 
 
 @dataclass(frozen=True)
@@ -178,7 +192,22 @@ def parse_settings(raw: Any, where: str) -> Settings:
             raw.get("max_consecutive_pauses", 10), "max_consecutive_pauses", where, 1, 1000
         ),
         prices={str(k): dict(v) for k, v in prices.items()},
+        output_charge=_choice(raw, "output_charge", OUTPUT_CHARGES, where) or "reserve",
+        thinking=_choice(raw, "thinking", THINKING, where),
+        effort=_choice(raw, "effort", EFFORTS, where),
     )
+
+
+def _choice(raw: dict[str, Any], key: str, allowed: tuple[str, ...], where: str) -> str | None:
+    """An optional setting that must be one of `allowed`."""
+    if key not in raw:
+        return None
+    value = raw[key]
+    if value is False and key == "thinking":
+        value = "off"  # YAML reads a bare `off` as false
+    if not isinstance(value, str) or value not in allowed:
+        raise InputError(f"{where}: {key} is {value!r}; use one of {', '.join(allowed)}")
+    return value
 
 
 def is_workspace(folder: Path) -> bool:

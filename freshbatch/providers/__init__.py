@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from freshbatch.ratelimits import RateLimits
+
 
 @dataclass(frozen=True)
 class Message:
@@ -113,6 +115,7 @@ class Answer:
     # variables set, stdin, version, the CLI's JSON result); the transcript's "request"
     sent: dict[str, Any] | None = field(default=None, compare=False, repr=False)
     prefix_sha256: str | None = None  # SHA-256 of the system bytes sent, when not the request's
+    limits: RateLimits | None = field(default=None, compare=False, repr=False)  # its headers
 
     @property
     def is_truncated(self) -> bool:
@@ -121,7 +124,7 @@ class Answer:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["usage"] = self.usage.to_dict()
-        del data["sent"], data["prefix_sha256"]
+        del data["sent"], data["prefix_sha256"], data["limits"]
         return data
 
     @classmethod

@@ -40,6 +40,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests.fakes.ratelimits import RateLimiter
+
 __all__ = [
     "FakeMessagesAPI",
     "PromptCache",
@@ -362,6 +364,7 @@ class Outcome:
     delay: float = 0.0
     drop: bool = False
     stream_seconds: float = 0.0  # spread the SSE events over this long (generation time)
+    on_done: Callable[[], None] | None = None  # called once the answer is written (or dropped)
 
 
 def _json_outcome(status: int, body: Any, headers: dict[str, str] | None = None) -> Outcome:
@@ -479,10 +482,14 @@ class _Handler(BaseHTTPRequestHandler):
         outcome = app.dispatch(self.command, self.path, headers, raw)
         if outcome.delay and app._stopping.wait(outcome.delay):
             outcome = Outcome(drop=True)
-        if outcome.drop:
-            self.close_connection = True
-            return
-        self._write(outcome)
+        try:
+            if outcome.drop:
+                self.close_connection = True
+                return
+            self._write(outcome)
+        finally:
+            if outcome.on_done is not None:
+                outcome.on_done()
 
     def _write(self, outcome: Outcome) -> None:
         """Write status, headers and body (chunked for SSE)."""
@@ -532,6 +539,7 @@ class FakeMessagesAPI:
     def __init__(self, *, batch_polls_until_end: int = 1, stream_chunk_chars: int = 8) -> None:
         """Configure the fake; call start() or use it as a context manager."""
         self.responder: Responder | None = None
+        self.rate_limiter: RateLimiter | None = None  # tests.fakes.ratelimits: 429s, headers
         self.unknown_models: set[str] = set()
         self.expected_api_key: str | None = None
         self.batch_polls_until_end = batch_polls_until_end
@@ -721,11 +729,41 @@ class FakeMessagesAPI:
         invalid = self._validate(body)
         if invalid is not None:
             return self._error(invalid)
+        admission = None
+        if self.rate_limiter is not None:  # before a reply is taken: a 429 uses none
+            admission, limits = self.rate_limiter.admit(
+                int(body["max_tokens"]), input_token_estimate(body)
+            )
+            if admission is None:
+                return self._error(Reply.error(429, "rate_limit_error", "rate limited", limits))
         reply = self._next_reply(body)
+        if (reply.drop or reply.is_error) and self.rate_limiter and admission:
+            self.rate_limiter.finish(admission, 0)  # nothing generated: the reservation back
         if reply.drop:
             return Outcome(drop=True, delay=reply.delay)
         if reply.is_error:
             return self._error(reply)
+        outcome_hook: Callable[[], None] | None = None
+        if self.rate_limiter is not None and admission is not None:
+            limiter, spent, taken = self.rate_limiter, self._output_tokens(body, reply), admission
+            limits = limiter.charge(spent)
+            outcome_hook = lambda: limiter.finish(taken, spent)  # noqa: E731
+            reply = replace(reply, headers={**limits, **reply.headers})
+        outcome = self._message_outcome(body, reply)
+        outcome.on_done = outcome_hook
+        return outcome
+
+    @staticmethod
+    def _output_tokens(request: JSON, reply: Reply) -> int:
+        """The output tokens a reply uses: all of max_tokens on a max_tokens stop."""
+        if reply.usage and "output_tokens" in reply.usage:
+            return int(reply.usage["output_tokens"])
+        if reply.stop_reason == "max_tokens":
+            return int(request.get("max_tokens") or 1)
+        return estimate_tokens(reply.text) or 1
+
+    def _message_outcome(self, body: JSON, reply: Reply) -> Outcome:
+        """The 200 answer to a message request: JSON, or SSE when the body asks to stream."""
         message = self.build_message(body, reply)
         if body.get("stream"):
             headers = {
@@ -748,11 +786,7 @@ class FakeMessagesAPI:
         usage: dict[str, Any] = {
             "input_tokens": cached.input_tokens,
             # a max_tokens stop used the whole budget, as the real API reports it
-            "output_tokens": (
-                int(request.get("max_tokens") or 1)
-                if reply.stop_reason == "max_tokens"
-                else estimate_tokens(reply.text) or 1
-            ),
+            "output_tokens": self._output_tokens(request, reply),
             "cache_creation_input_tokens": cached.cache_creation_input_tokens,
             "cache_read_input_tokens": cached.cache_read_input_tokens,
             **(reply.usage or {}),
