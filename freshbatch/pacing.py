@@ -55,11 +55,13 @@ class Cost:
 
 @dataclass
 class Ticket:
-    """A started request: what it reserved, and when."""
+    """A started request: what it reserved, when, and (once settled) what it used."""
 
     cost: Cost
     started: float
     reserved: dict[str, float] = field(default_factory=dict)
+    used: dict[str, int] | None = None
+    settled: float | None = None
 
 
 @dataclass
@@ -85,6 +87,7 @@ class Pacer:
         self.allowed = self.concurrency
         self.output_charge = output_charge
         self.in_flight: list[Ticket] = []
+        self._settled: list[Ticket] = []  # ended in the last two minutes, for _sync
         self.buckets: dict[str, _Bucket] = {}
         self.reason = "no limits seen yet"
         self._observed: dict[str, _Observed] = {}
@@ -165,6 +168,9 @@ class Pacer:
             if ticket in self.in_flight:
                 self.in_flight.remove(ticket)
             now = time.monotonic()
+            ticket.used, ticket.settled = used, now
+            self._settled = [t for t in self._settled if now - (t.settled or now) < 120.0]
+            self._settled.append(ticket)
             if used is not None:
                 self._learn(ticket.cost.key, used)
                 for kind, amount in used.items():
@@ -213,16 +219,39 @@ class Pacer:
                 bucket.level = min(float(bucket.limit), bucket.level + amount)
 
     def _sync(self, limits: RateLimits, now: float) -> None:
-        """Bring each bucket down to what the server said was left (never up)."""
-        later = [t for t in self.in_flight if t.started > limits.observed_at]
+        """Bring each bucket down to what the server holds now (never up).
+
+        The headers were read when a response started; since then, requests this run
+        started took from the server's bucket, and requests that ended gave back what
+        their reservation did not use: both are replayed onto the header's figure."""
+        seen = limits.observed_at
         for kind, limit in limits.buckets.items():
-            server = limit.remaining + limit.per_second * max(now - limits.observed_at, 0.0)
-            server -= sum(t.reserved.get(kind, 0.0) for t in later)
+            server = limit.remaining + limit.per_second * max(now - seen, 0.0)
+            for ticket in self.in_flight:
+                if ticket.started > seen:
+                    server -= ticket.reserved.get(kind, 0.0)
+            for ticket in self._settled:
+                if (ticket.settled or 0.0) <= seen:
+                    continue
+                server += self._since_header(ticket, kind, ticket.started > seen)
             bucket = self.buckets.get(kind)
             if bucket is None or bucket.limit != limit.limit:
                 bucket = self.buckets[kind] = _Bucket(limit.limit, float(limit.limit), now)
             bucket.refill(now)
             bucket.level = min(bucket.level, server)
+
+    def _since_header(self, ticket: Ticket, kind: str, started_after: bool) -> float:
+        """What a request settled after the header changed in the server's bucket since."""
+        used = float((ticket.used or {}).get(kind, 0))
+        reserved = ticket.reserved.get(kind, 0.0)
+        if ticket.used is None:  # failed: the server took nothing it kept
+            charged = 0.0 if started_after else -reserved
+            return charged if kind != "requests" else (-1.0 if started_after else 0.0)
+        if started_after:  # the header knew nothing of it: it took what it used
+            return -used
+        if kind == "output-tokens" and self.output_charge == "reserve":
+            return reserved - used  # the header counted the reservation; the rest came back
+        return 0.0
 
     def _info(self) -> dict[str, Any]:
         return {
