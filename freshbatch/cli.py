@@ -8,6 +8,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from freshbatch.batching import parse_batch_selection
 from freshbatch.console import (
@@ -19,11 +20,13 @@ from freshbatch.console import (
     print_rules,
     print_summary,
 )
+from freshbatch.doctor import DoctorOptions, diagnose
 from freshbatch.errors import FreshbatchError, InputError
-from freshbatch.files import file_exists
-from freshbatch.phases import load_phases
+from freshbatch.files import file_exists, shown
+from freshbatch.phases import load_phases, resolve_phase
 from freshbatch.planning import plan_phase
 from freshbatch.runner import RunOptions, dry_run, prompt_request, raise_if_failed, run
+from freshbatch.scaffold import SEEDS_FILE, NewCourse, init_workspace, new_course
 from freshbatch.server import DEFAULT_HOST, DEFAULT_PORT, serve
 from freshbatch.status import course_status
 from freshbatch.stopping import interrupted, stop_on_signals
@@ -38,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--root",
         help="workspace folder (default: $FRESHBATCH_ROOT or the "
-        "nearest folder above holding intelligence/ and courses/)",
+        "nearest folder at or above this one holding freshbatch.yaml or courses/)",
     )
     commands = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
@@ -120,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     rules = commands.add_parser("rules", help="list every phase's rules and default severities")
     rules.add_argument("phase", nargs="?", help="only this phase")
 
+    add_setup_commands(commands)
+
     page = commands.add_parser("serve", help="serve the read-only status page in the browser")
     page.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
@@ -130,6 +135,75 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"address to bind (default {DEFAULT_HOST}; any other is reachable from the network)",
     )
     return parser
+
+
+def add_setup_commands(commands: Any) -> None:
+    """init, new and doctor: the commands that make and check a workspace."""
+    init = commands.add_parser("init", help="make a folder a workspace (freshbatch.yaml, courses/)")
+    init.add_argument("dir", nargs="?", default=".", type=Path, help="the folder (default: .)")
+    init.add_argument("--demo", action="store_true", help="also write the demo course")
+    init.add_argument("--phases", action="store_true", help="copy the built-in phase files here")
+
+    new = commands.add_parser("new", help="make a course: courses/COURSE/course.yaml and seeds")
+    new.add_argument("course", help="course code: lower-case letters, digits and _")
+    new.add_argument("--target", required=True, help="ISO 639-3 code of the language learned")
+    new.add_argument("--known", required=True, help="ISO 639-3 code of the learner's language")
+    new.add_argument("--seeds", required=True, type=Path, help="canonical seeds file (JSON)")
+    new.add_argument("--range", dest="seed_range", help="only seeds A-B of the file, e.g. 1-100")
+    new.add_argument("--batch-size", type=int, help="seeds per batch (default 20)")
+    new.add_argument("--model", help=f"model for this course (default {DEFAULT_MODEL})")
+    new.add_argument("--target-name", help="the target language's name (default: from the code)")
+    new.add_argument("--known-name", help="the known language's name (default: from the code)")
+
+    doctor = commands.add_parser("doctor", help="check the set-up: key, API, model, price, files")
+    doctor.add_argument("course", nargs="?", help="check this course (default: every course)")
+    doctor.add_argument("--provider", help="the provider to check (default as for run)")
+    doctor.add_argument("--model", help="the model to check (default as for run)")
+    doctor.add_argument("--claude-binary", default="claude", help="claude-cli: the binary")
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    result = init_workspace(args.dir, demo=args.demo, phases=args.phases)
+    for path in result.written:
+        print(f"wrote {shown(path)}")
+    for path in result.kept:
+        print(f"kept {shown(path)} (it exists)")
+    return 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    spec = NewCourse(
+        code=args.course,
+        target=args.target,
+        known=args.known,
+        seeds=args.seeds,
+        seed_range=parse_range(args.seed_range),
+        batch_size=args.batch_size,
+        model=args.model,
+        target_name=args.target_name,
+        known_name=args.known_name,
+    )
+    folder = new_course(find_workspace(args.root), spec)
+    print(f"wrote {shown(folder / 'course.yaml')} and {shown(folder / SEEDS_FILE)}")
+    return 0
+
+
+def parse_range(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    first, dash, last = text.partition("-")
+    if not (dash and first.strip().isdigit() and last.strip().isdigit()):
+        raise InputError(f"--range {text}: expected A-B, like 1-100")
+    return int(first), int(last)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    options = DoctorOptions(args.root, args.course, args.provider, args.model, args.claude_binary)
+    passed = True
+    for check in diagnose(options):
+        print(check.line(), flush=True)
+        passed = passed and check.ok is not False
+    return 0 if passed else 1
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -161,11 +235,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_rules(args: argparse.Namespace) -> int:
     phases = load_phases(find_workspace(args.root))
     chosen = [
-        (n, p.rules)
-        for n, p in sorted(phases.items())
-        if args.phase is None or args.phase in (str(n), f"phase{n}")
+        p for n, p in sorted(phases.items()) if args.phase is None or args.phase in (str(n), p.key)
     ]
-    print_rules(make_console(), chosen)
+    rules = [(p.number, p.rules) for p in chosen]
+    print_rules(make_console(), rules, [p.describe_sources() for p in chosen])
     return 0
 
 
@@ -244,10 +317,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_prompt(args: argparse.Namespace) -> int:
-    request = prompt_request(
-        find_workspace(args.root), args.phase, args.course, args.batch, args.model
-    )
+    workspace = find_workspace(args.root)
+    request = prompt_request(workspace, args.phase, args.course, args.batch, args.model)
+    phase = resolve_phase(load_phases(workspace), args.phase, workspace)
     if args.text:
+        print(f"===== {phase.describe_sources()} =====")
         for index, block in enumerate(request.system):
             print(f"===== system block {index + 1} =====\n{block}")
         print(f"===== cache breakpoint (prefix sha256 {request.prefix_sha256}) =====")
@@ -256,7 +330,11 @@ def cmd_prompt(args: argparse.Namespace) -> int:
     else:
         print(
             json.dumps(
-                {"prefix_sha256": request.prefix_sha256, "request": request.to_dict()},
+                {
+                    "prefix_sha256": request.prefix_sha256,
+                    "files": dict(phase.sources),
+                    "request": request.to_dict(),
+                },
                 ensure_ascii=False,
                 indent=2,
             )
@@ -277,6 +355,9 @@ COMMANDS = {
     "prompt": cmd_prompt,
     "rules": cmd_rules,
     "serve": cmd_serve,
+    "init": cmd_init,
+    "new": cmd_new,
+    "doctor": cmd_doctor,
 }
 
 

@@ -83,12 +83,18 @@ def _print_batch(console: Console, batch: int | None, issues: list[Issue], limit
         )
 
 
-def print_rules(console: Console, phases: Sequence[tuple[int, dict[str, RuleInfo]]]) -> None:
+def print_rules(
+    console: Console,
+    phases: Sequence[tuple[int, dict[str, RuleInfo]]],
+    sources: Sequence[str] = (),
+) -> None:
     table = Table("phase", "rule", "severity", "checks", show_lines=False)
     for number, rules in phases:
         for rule in rules.values():
             table.add_row(str(number), rule.name, rule.severity, rule.checks)
     console.print(table)
+    for line in sources:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 class RunDisplay:

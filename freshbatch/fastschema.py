@@ -19,6 +19,7 @@ _OBJECT = {"required", "properties", "additionalProperties", "propertyNames"}
 _STRING = {"minLength", "maxLength", "pattern"}
 _ARRAY = {"items", "minItems", "maxItems"}
 _OTHER = {"type", "enum", "const", "$ref", "minimum", "maximum"}
+_LOGIC = {"not", "if", "then", "else"}
 _KEYWORDS_OF = {"object": _OBJECT, "string": _STRING, "array": _ARRAY}  # a type's own keywords
 
 
@@ -97,7 +98,7 @@ class _Compiler:
         if not isinstance(node, dict):
             raise Unsupported(repr(node))
         words = set(node) - _IGNORED
-        unknown = words - _OBJECT - _STRING - _ARRAY - _OTHER
+        unknown = words - _OBJECT - _STRING - _ARRAY - _OTHER - _LOGIC
         if unknown:
             raise Unsupported(", ".join(sorted(unknown)))
         checks: list[Check] = []
@@ -124,6 +125,21 @@ class _Compiler:
             for name in sorted(words & _OTHER)
             if name not in ("$ref", "type")
         )
+        if words & _LOGIC:
+            checks.append(self._logic(node))
+        return _all(checks)
+
+    def _logic(self, node: dict[str, Any]) -> Check:
+        """not, and if/then/else (then and else without if are ignored, as the spec says)."""
+        checks: list[Check] = []
+        if "not" in node:
+            inner = self.compile(node["not"])
+            checks.append(lambda v: not inner(v))
+        if "if" in node:
+            cond = self.compile(node["if"])
+            then = self.compile(node.get("then", True))
+            other = self.compile(node.get("else", True))
+            checks.append(lambda v: then(v) if cond(v) else other(v))
         return _all(checks)
 
     def _ref(self, ref: str) -> Check:

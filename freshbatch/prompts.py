@@ -47,7 +47,7 @@ def system_blocks(phase: PhaseDef, course: Course) -> tuple[str, str]:
         "Answer with exactly one JSON object, bare or in a single ```json fence, and nothing "
         f"else. It must match this JSON Schema:\n{schema}"
     )
-    return framing, phase.intelligence()
+    return framing, phase.intelligence(course)
 
 
 def first_user_message(

@@ -202,7 +202,7 @@ def _prepare(
             sync_from_files(progress, course, phase, plan)
     for phase_run in runs.values():
         _check_can_start(phase_run, numbers, wanted)
-        phase_run.phase.intelligence()
+        phase_run.phase.intelligence(course)
         phase_run.phase.batch_schema  # noqa: B018 (loaded and checked now, not mid-run)
     return runs, progress
 

@@ -50,6 +50,12 @@ def _is_redundant(error: ValidationError) -> bool:
 def _message(error: ValidationError) -> str:
     if error.validator == "pattern" and "(?![\\s\\S])" in str(error.validator_value):
         return f"{error.instance!r} has spaces at the start or end"
+    if (
+        error.validator == "not"
+        and isinstance(error.schema, dict)
+        and "description" in error.schema
+    ):
+        return str(error.schema["description"])
     if error.validator == "additionalProperties":
         return error.message.replace("Additional properties are not allowed", "unexpected field")
     return error.message

@@ -1,4 +1,5 @@
-"""The workspace (intelligence/, validators/, courses/) and its courses, loaded and checked."""
+"""The workspace (freshbatch.yaml, courses/, and optional intelligence/ and validators/ that
+override the built-in phases) and its courses, loaded and checked."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from freshbatch.files import file_exists, read_json, read_yaml, shown
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 SEVERITIES = ("error", "warning", "off")
-_CODE = re.compile(r"[a-z0-9_]+")
-_LANG = re.compile(r"[a-z]{3}")
+COURSE_CODE = re.compile(r"[a-z0-9_]+")
+LANGUAGE_CODE = re.compile(r"[a-z]{3}")
 _SEED_ID = re.compile(r"S\d{4}")
 _COURSE_KEYS = {
     "code",
@@ -115,7 +116,7 @@ EFFORTS = ("low", "medium", "high", "xhigh", "max")
 
 @dataclass(frozen=True)
 class Workspace:
-    """A folder holding intelligence/, validators/ and courses/."""
+    """A folder holding freshbatch.yaml or courses/ (and optionally its own phase files)."""
 
     root: Path
 
@@ -144,7 +145,7 @@ class Workspace:
         return sorted(p.name for p in self.courses_dir.iterdir() if (p / "course.yaml").is_file())
 
     def load_course(self, code: str) -> Course:
-        if not _CODE.fullmatch(code):
+        if not COURSE_CODE.fullmatch(code):
             raise InputError(f"course '{code}': a course code is lower-case letters, digits and _")
         folder = self.courses_dir / code
         if not file_exists(folder / "course.yaml"):
@@ -211,17 +212,18 @@ def _choice(raw: dict[str, Any], key: str, allowed: tuple[str, ...], where: str)
 
 
 def is_workspace(folder: Path) -> bool:
-    return (folder / "intelligence").is_dir() and (folder / "courses").is_dir()
+    return (folder / "freshbatch.yaml").is_file() or (folder / "courses").is_dir()
 
 
 def find_workspace(root: str | Path | None = None, cwd: Path | None = None) -> Workspace:
-    """--root, else $FRESHBATCH_ROOT, else the nearest folder up with intelligence/, courses/."""
+    """--root, else $FRESHBATCH_ROOT, else the nearest folder up with freshbatch.yaml, courses/."""
     chosen = root if root is not None else os.environ.get("FRESHBATCH_ROOT") or None
     if chosen is not None:
         folder = Path(chosen).expanduser().resolve()
         if not is_workspace(folder):
             raise InputError(
-                f"{folder}: not a freshbatch workspace (needs intelligence/ and courses/)"
+                f"{folder}: not a freshbatch workspace (needs freshbatch.yaml or courses/); "
+                f"make one with 'freshbatch init {folder}'"
             )
         return Workspace(folder)
     start = (cwd or Path.cwd()).resolve()
@@ -229,8 +231,8 @@ def find_workspace(root: str | Path | None = None, cwd: Path | None = None) -> W
         if is_workspace(folder):
             return Workspace(folder)
     raise InputError(
-        f"{start}: no freshbatch workspace here or above (a folder with intelligence/ and "
-        "courses/); pass --root DIR or set FRESHBATCH_ROOT"
+        f"{start}: no freshbatch workspace here or above (a folder with freshbatch.yaml or "
+        "courses/); run 'freshbatch init', pass --root DIR or set FRESHBATCH_ROOT"
     )
 
 
@@ -239,12 +241,12 @@ def parse_course(folder: Path, raw: Any) -> Course:
     where = shown(folder / "course.yaml")
     check_keys(raw, _COURSE_KEYS, where)
     code = _text(raw, "code", where)
-    if not _CODE.fullmatch(code):
+    if not COURSE_CODE.fullmatch(code):
         raise InputError(f"{where}: code '{code}' must use only a-z, 0-9 and _")
     if code != folder.name:
         raise InputError(f"{where}: code '{code}' must equal the folder name '{folder.name}'")
     for lang in ("target", "known"):
-        if not _LANG.fullmatch(_text(raw, lang, where)):
+        if not LANGUAGE_CODE.fullmatch(_text(raw, lang, where)):
             raise InputError(f"{where}: {lang} '{raw[lang]}' is not an ISO 639-3 code like 'ita'")
     seeds = Path(_text(raw, "seeds", where))
     return Course(

@@ -100,8 +100,9 @@ def loop(rel: str) -> Mutate:
 
 def dangling(rel: str) -> Mutate:
     def apply(folder: Path, root: Path) -> None:
-        (folder / rel).unlink()
-        (folder / rel).symlink_to("missing-elsewhere.json")
+        path = (root if rel.startswith("/") else folder) / rel.lstrip("/")
+        path.unlink()
+        path.symlink_to("missing-elsewhere.json")
 
     return apply
 
@@ -141,6 +142,18 @@ def both(*steps: Mutate) -> Mutate:
     def apply(folder: Path, root: Path) -> None:
         for step in steps:
             step(folder, root)
+
+    return apply
+
+
+def rename_intelligence(phase: str, name: str) -> Mutate:
+    """The workspace's phase.yaml names an intelligence file neither it nor the package has."""
+
+    def apply(folder: Path, root: Path) -> None:
+        path = root / "validators" / phase / "phase.yaml"
+        config = yaml.safe_load(path.read_text("utf-8"))
+        config["intelligence"] = name
+        path.write_text(yaml.safe_dump(config, allow_unicode=True), "utf-8")
 
     return apply
 
@@ -450,7 +463,12 @@ CASES = [
         write("/validators/phase1/merged.schema.json", '{"type": 5}'),
         names="merged.schema.json",
     ),  # fmt: skip
-    Case("intelligence-missing", remove("/intelligence/phase1.md"), names="phase1.md"),
+    Case("intelligence-dangling", dangling("/intelligence/phase1.md"), names="phase1.md"),
+    Case(
+        "intelligence-missing-everywhere",
+        both(remove("/intelligence/phase1.md"), rename_intelligence("phase1", "absent.md")),
+        names="absent.md",
+    ),  # fmt: skip
     Case(
         "workspace-settings-broken",
         write("/freshbatch.yaml", "model: [\n"),

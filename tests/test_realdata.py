@@ -72,6 +72,7 @@ def test_phase1_figures(real: Get) -> None:
         ("known-matches-canonical", "warning", "S0130")
     ]
     assert "surrpise" in report.issues[0].message  # the canonical typo SSi's known text fixed
+    assert "looks like a spelling fix" in report.issues[0].message  # so a retry keeps the fix
 
 
 # --- phase 3 -------------------------------------------------------------------------------------
@@ -139,6 +140,20 @@ def test_phase3_no_collision_within_seeds_1_to_100(real: Get) -> None:
         first = re.search(r"\((S\d{4})\)", issue.message)
         assert first is not None
         assert (int(first.group(1)[1:]) - 1) // 20 == (int(issue.seed_id[1:]) - 1) // 20, issue  # type: ignore[index]
+
+
+def test_phase3_collision_figures(real: Get) -> None:
+    # 16 errors, 24 warnings: every known text with two targets inside one batch is an error,
+    # including the 4 where both targets were already in the course before that batch
+    report = real("phase3")
+    assert len(rule(report, "known-collision")) == 16
+    assert len(rule(report, "known-collision-course")) == 24
+
+
+def test_phase3_collision_blames_the_cut_short_lego(real: Get) -> None:
+    s0135 = [i for i in rule(real("phase3"), "known-collision") if i.seed_id == "S0135"]
+    assert [i.lego_id for i in s0135] == ["S0135L01"]  # "No sé por", not L02 "No sé por qué"
+    assert 'cut-short "No sé por"' in s0135[0].message
 
 
 # --- phase 5 -------------------------------------------------------------------------------------

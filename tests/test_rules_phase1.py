@@ -443,3 +443,12 @@ def test_unknown_rule_in_course_yaml_is_an_input_error(workspace: Workspace) -> 
     assert exc.value.exit_code == 2
     assert "course.yaml" in message and "rules.known-matches-canon" in message
     assert "\n" not in message
+
+
+def test_spelling_fix_is_recognised_and_kept() -> None:
+    from freshbatch.rules.phase1 import spelling_fix
+
+    assert spelling_fix("What a surrpise!", "What a surprise!") == ("surrpise", "surprise")
+    assert spelling_fix("I want to eat.", "I want to drink.") is None  # a new word, not a typo
+    assert spelling_fix("I want it.", "I want that.") is None
+    assert spelling_fix("I want to eat.", "I want to eat now.") is None

@@ -726,7 +726,8 @@ def test_collision_within_seeds_1_to_100_is_an_error_across_batches(workspace: W
     assert issue.seed_id == "S0002"
     assert issue.message == (
         'S0002L01: known "to eat" already means "comer" (S0001); here it is '
-        '"almorzar", so the learner cannot tell which to say'
+        '"almorzar", so the learner cannot tell which to say; use the earlier target or chunk up '
+        "with this seed's words"
     )
     assert report.stats["known_texts_with_two_targets"] == 1
     assert not report.valid
@@ -790,6 +791,54 @@ def test_collision_inside_a_later_batch_is_an_error_even_if_the_first_target_is_
         workspace, collision_course(workspace, seeds, seed_range=[101, 104], batch_size=2)
     )
     assert ("known-collision", "error", "S0104L01", 2) in collisions(report)
+
+
+def test_collision_within_a_batch_between_two_old_targets_is_an_error(
+    workspace: Workspace,
+) -> None:
+    # The held-out Chinese course: "you all" had both targets before this batch; S0663 uses one
+    # and S0664 the other, in one batch. SPEC: every within-batch collision is an error.
+    seeds = [
+        simple("S0641", ("你们大家", "you all")),
+        simple("S0642", ("你们大家都", "you all")),
+        simple("S0661", ("你们大家", "you all")),
+        simple("S0662", ("你们大家都", "you all")),
+    ]
+    report = validate(
+        workspace,
+        collision_course(
+            workspace,
+            seeds,
+            seed_range=[641, 662],
+            batch_size=20,
+            target="cmn",
+            target_name="Chinese",
+        ),
+    )
+    found = collisions(report)
+    assert ("known-collision", "error", "S0662L01", 2) in found
+    assert ("known-collision", "error", "S0661L01", 2) not in found  # same as S0641: no new target
+    issue = [i for i in report.issues if i.lego_id == "S0662L01"][0]
+    assert '"你们大家" (S0661)' in issue.message  # names the seed of this batch
+
+
+def test_collision_blames_the_cut_short_lego(workspace: Workspace) -> None:
+    # Real S0135: L01 "No sé por" is broken, L02 "No sé por qué" is right; both "I don't know why".
+    entry = seed(
+        "S0135",
+        "No sé por qué piensas eso.",
+        "I don't know why you think that.",
+        lego("S0135L01", "No sé por", "I don't know why"),
+        lego("S0135L02", "No sé por qué", "I don't know why"),
+        lego("S0135L03", "piensas eso", "you think that"),
+    )
+    report = validate(
+        workspace, collision_course(workspace, [entry], seed_range=[135, 135], batch_size=1)
+    )
+    assert collisions(report) == [("known-collision", "error", "S0135L01", 1)]
+    message = one(report, "known-collision").message
+    assert message.startswith('S0135L01: known "I don\'t know why" is given as the cut-short')
+    assert "fix S0135L01" in message
 
 
 def test_collision_after_seed_100_with_more_than_100_seeds_in_the_file(
@@ -963,3 +1012,32 @@ def test_registry_copies_are_independent_both_ways() -> None:
     again = copy.copy()  # a copy of a copy, then the middle one changes
     copy.add("S0004L01", {"target": "ansío", "known": "I want"}, "S0004", 4)
     assert set(again.targets["i want"]) == {"quiero", "anhelo"}
+
+
+# --- the batch schema refuses what the instructions forbid ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"id": "S0001L01"}, "unexpected field"),
+        ({"new": True}, "unexpected field"),
+        ({"components": []}, "a type A LEGO has no components key"),
+        ({"components": [{"known": "I", "target": "quiero"}]}, "a type A LEGO has no components"),
+    ],
+)
+def test_batch_schema_refuses_forbidden_lego_fields(
+    workspace: Workspace, extra: dict[str, Any], message: str
+) -> None:
+    from freshbatch.issues import Reporter
+    from freshbatch.phases import load_phases
+    from freshbatch.schema import check_schema
+
+    phase = load_phases(workspace)[3]
+    item = {"type": "A", "lego": {"known": "I want", "target": "quiero"}, **extra}
+    answer = {"seeds": [{"seed_id": "S0001", "legos": [item]}]}
+    report = Reporter(phase.rules, {}, 1)
+    assert check_schema(phase.batch_schema, answer, report) == 1
+    assert message in report.issues[0].message
+    ok = {"seeds": [{"seed_id": "S0001", "legos": [{"type": "A", "lego": item["lego"]}]}]}
+    assert check_schema(phase.batch_schema, ok, Reporter(phase.rules, {}, 1)) == 0

@@ -787,3 +787,35 @@ def test_unknown_rule_name_is_an_input_error(workspace: Workspace) -> None:
     with pytest.raises(InputError) as exc:
         validate(workspace, setup(workspace, rules={"gate": "warning"}))
     assert exc.value.exit_code == 2 and "rules.gate" in str(exc.value)
+
+
+# --- the gate in other scripts (issue 15): fixtures written for these tests -----------------------
+
+
+def _untaught(legos: list[str], phrase: str) -> list[str]:
+    from freshbatch.rules.phase5 import Course
+
+    seeds = [
+        seed(f"S{n:04d}", target, target, lego(f"S{n:04d}L01", target, f"known {n}"))
+        for n, target in enumerate(legos, 1)
+    ]
+    course = Course({"seeds": seeds})
+    return course.untaught(phrase, course.legos[f"S{len(legos):04d}L01"])
+
+
+@pytest.mark.parametrize(
+    ("legos", "phrase", "untaught"),
+    [
+        (["日本語を話したい", "今日"], "あした日本語を話したい", ["あした"]),  # a kana word
+        (["日本語を話したい", "あした"], "あした日本語を話したい", []),
+        (["ฉันอยากพูด", "ภาษาไทย"], "ฉันอยากพูดภาษาไทย", []),  # Thai words
+        (["ฉันอยากพูด", "ภาษาไทย"], "ฉันอยากกินข้าว", ["กินข้าว"]),  # one dictionary word
+        (["أريد", "معك"], "أُرِيدُ ومعك", []),  # marks dropped; و written onto a taught word
+        (["хочу́", "говорить"], "хочу говори́ть", []),  # Russian stress marks
+        (["می\u200cخواهم", "بروم"], "می\u200cخواهم بروم", []),  # Persian ZWNJ
+        (["저는", "배워요"], "저는 한국어를 배워요", ["한국어를"]),  # Korean
+        (["我想", "学中文"], "我想学中文", []),  # Chinese, per character
+    ],
+)
+def test_gate_in_other_scripts(legos: list[str], phrase: str, untaught: list[str]) -> None:
+    assert _untaught(legos, phrase) == untaught

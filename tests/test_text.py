@@ -90,9 +90,10 @@ def test_han_characters_are_one_token_each() -> None:
     assert tokens("我现在想和你说中文") == ("我", "现", "在", "想", "和", "你", "说", "中", "文")
 
 
-def test_hiragana_and_katakana_are_one_token_each() -> None:
-    assert tokens("こんにちは") == tuple("こんにちは")
-    assert tokens("カタカナ") == tuple("カタカナ")
+def test_japanese_kana_words_are_whole_words() -> None:
+    # issue 15: per character, 20 kana counted as taught after 3 seeds; janome cuts words
+    assert tokens("こんにちは") == ("こんにちは",)
+    assert tokens("カタカナ") == ("カタカナ",)
 
 
 def test_mixed_latin_and_han_split_at_the_script_boundary() -> None:
@@ -102,7 +103,7 @@ def test_mixed_latin_and_han_split_at_the_script_boundary() -> None:
 def test_katakana_middle_dot_is_punctuation_not_a_token() -> None:
     # U+30FB KATAKANA MIDDLE DOT is category Po (script Common): SPEC §2 makes it a separator.
     assert unicodedata.category("\u30fb") == "Po"
-    assert tokens("ジョン・スミス") == tuple("ジョンスミス")
+    assert tokens("ジョン・スミス") == ("ジョン", "スミス")
 
 
 # --- 4. word forms are kept ----------------------------------------------------------------------
@@ -195,3 +196,41 @@ def test_find_span_is_case_and_punctuation_blind_through_tokens() -> None:
 def test_span_starts_lists_every_occurrence() -> None:
     assert span_starts(tokens("quiero comer y quiero beber"), tokens("quiero")) == [0, 3]
     assert span_starts(("a",), ()) == []
+
+
+# --- scripts beyond SPEC §2 (issue 15): fixtures written for these tests --------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Japanese: words by janome, kanji-only words per character (as a kanji-only LEGO is)
+        ("あした日本語を話したい。", ("あした", "日", "本", "語", "を", "話し", "たい")),
+        ("ｶﾀｶﾅで", ("カタカナ", "で")),  # half-width kana folded to full width
+        # Thai: words, not one token per clause
+        ("ฉันอยากพูดภาษาไทย", ("ฉัน", "อยาก", "พูด", "ภาษาไทย")),
+        # Arabic: harakat and tatweel dropped
+        ("كِتَابٌ", ("كتاب",)),
+        ("كتـــاب", ("كتاب",)),
+        # Russian: the stress mark dropped, ё kept
+        ("приве́т ёж", ("привет", "ёж")),
+        # Persian: the zero-width non-joiner stays inside the word
+        ("می\u200cخواهم بروم", ("می\u200cخواهم", "بروم")),
+        # Korean: space-separated words (eojeol)
+        ("저는 한국어를 배워요", ("저는", "한국어를", "배워요")),
+        # Chinese: per character (SPEC §2)
+        ("我想学中文。", ("我", "想", "学", "中", "文")),
+        # full-width Latin and digits
+        ("ＯＫ１２", ("ok12",)),
+    ],
+)
+def test_tokens_in_other_scripts(text: str, expected: tuple[str, ...]) -> None:
+    assert tokens(text) == expected
+
+
+def test_arabic_proclitic_bases() -> None:
+    from freshbatch.text import clitic_bases
+
+    assert clitic_bases("ومعك") == ("معك",)
+    assert clitic_bases("وا") == ()  # too short to be و + a word
+    assert clitic_bases("معك") == ()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from freshbatch.text import tokens
 from freshbatch.tiling import tile
 
@@ -153,3 +155,24 @@ def test_chinese_overlap_only_is_covered_but_not_exact() -> None:
 def test_chinese_reuse_and_backtracking() -> None:
     result = judge("我想你，我想家。", "我想你我", "我想", "你", "家")
     assert result.is_exact
+
+
+# --- scripts beyond Latin (issue 15): small fixtures written for these tests --------------------
+
+
+@pytest.mark.parametrize(
+    ("seed", "legos", "exact"),
+    [
+        ("あした日本語を話したい", ["あした", "日本語を", "話したい"], True),  # Japanese
+        ("あした日本語を話したい", ["あした日本語を話", "したい"], False),  # cut inside 話し
+        ("ฉันอยากพูดภาษาไทย", ["ฉันอยาก", "พูดภาษาไทย"], True),  # Thai words
+        ("ฉันอยากพูดภาษาไทย", ["ฉันอยากพู", "ดภาษาไทย"], False),  # cut inside พูด
+        ("أُرِيدُ أَنْ أَتَكَلَّمَ", ["أريد", "أن أتكلم"], True),  # Arabic, marks only on the seed
+        ("Я хочу́ говори́ть", ["я хочу", "говорить"], True),  # Russian stress marks
+        ("می\u200cخواهم بروم", ["می\u200cخواهم", "بروم"], True),  # Persian ZWNJ
+        ("저는 한국어를 배워요", ["저는", "한국어를 배워요"], True),  # Korean
+        ("我想学中文", ["我想", "学中文"], True),  # Chinese per character
+    ],
+)
+def test_tiling_in_other_scripts(seed: str, legos: list[str], exact: bool) -> None:
+    assert tile(tokens(seed), [tokens(lego) for lego in legos]).is_exact is exact

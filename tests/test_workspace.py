@@ -126,13 +126,27 @@ def test_nearest_ancestor_from_a_nested_folder(
     assert find_workspace().root == outer.resolve()
 
 
-def test_a_folder_with_only_courses_is_not_a_workspace(
+def test_a_folder_with_only_courses_or_only_freshbatch_yaml_is_a_workspace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     outer = make_root(tmp_path / "outer")
     half = outer / "half"
     (half / "courses").mkdir(parents=True)
     monkeypatch.chdir(half)
+    assert find_workspace().root == half.resolve()
+    settings_only = outer / "settings_only"
+    settings_only.mkdir()
+    (settings_only / "freshbatch.yaml").write_text("concurrency: 2\n", "utf-8")
+    monkeypatch.chdir(settings_only)
+    assert find_workspace().root == settings_only.resolve()
+
+
+def test_a_folder_with_only_intelligence_is_not_a_workspace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outer = make_root(tmp_path / "outer")
+    (outer / "half" / "intelligence").mkdir(parents=True)
+    monkeypatch.chdir(outer / "half")
     assert find_workspace().root == outer.resolve()
 
 

@@ -11,7 +11,7 @@ from freshbatch.batching import Batch
 from freshbatch.clock import stamp_iso
 from freshbatch.issues import Reporter
 from freshbatch.rules.base import Checker, PhaseContext, merge_maps, quoted
-from freshbatch.text import LANGUAGE_SCRIPTS, has_script, key
+from freshbatch.text import LANGUAGE_SCRIPTS, has_script, key, tokens
 
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 _SEED_ID = re.compile(r"S\d{4}")
@@ -101,10 +101,17 @@ class PhaseChecker(Checker):
     ) -> None:
         course = self.context.course
         if course.known == "eng" and key(known) != key(canonical):
+            fix = spelling_fix(canonical, known)
+            hint = (
+                f"; it looks like a spelling fix of {quoted(fix[0])} to {quoted(fix[1])}: keep "
+                "it if the canonical seed is misspelt, never put the misspelling back"
+                if fix
+                else "; copy the canonical seed"
+            )
             report.add(
                 "known-matches-canonical",
                 f"{seed_id}: known {quoted(known)} differs "
-                f"from the canonical seed {quoted(canonical)}",
+                f"from the canonical seed {quoted(canonical)}{hint}",
                 seed_id=seed_id,
             )
         if course.target == "eng" and key(target) != key(canonical):
@@ -150,6 +157,29 @@ class PhaseChecker(Checker):
         twin = copy.copy(self)
         twin.first_target = dict(self.first_target)
         return twin
+
+
+def spelling_fix(canonical: str, known: str) -> tuple[str, str] | None:
+    """(old word, new word) when known is canonical with one word respelt by at most two
+    letters (a typo fix such as surrpise -> surprise), else None."""
+    old, new = tokens(canonical), tokens(known)
+    if len(old) != len(new):
+        return None
+    changed = [(a, b) for a, b in zip(old, new, strict=True) if a != b]
+    if len(changed) != 1:
+        return None
+    a, b = changed[0]
+    return changed[0] if min(len(a), len(b)) >= 4 and _edits(a, b) <= 2 else None
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance (short words only)."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
 
 
 # --- batch logic used by the runner ------------------------------------------------------

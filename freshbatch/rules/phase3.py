@@ -5,18 +5,30 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from freshbatch.batching import Batch
 from freshbatch.clock import stamp_iso
 from freshbatch.issues import Reporter
 from freshbatch.rules.base import Checker, PhaseContext, quoted, seed_number
-from freshbatch.text import key, squash, tokens
+from freshbatch.text import find_span, key, squash, tokens
 from freshbatch.tiling import Tiling, tile
 
 _LEGO_ID = re.compile(r"S(\d{4})L(\d{2})")
 _EARLY_SEEDS = 100  # the LUT is strict for seeds 1-100 (SSi's rule)
+
+
+@dataclass(frozen=True)
+class Use:
+    """One target of a known text: where it first appeared, and the last batch using it."""
+
+    text: str
+    seed_id: str
+    batch: int
+    lego_id: str
+    last_seed: str
+    last_batch: int
 
 
 @dataclass
@@ -24,8 +36,8 @@ class Registry:
     """What earlier batches introduced: LEGO pairs, the known->target table, ids."""
 
     pairs: set[tuple[str, str]] = field(default_factory=set)
-    # known key -> target key -> (target text, first seed, its batch)
-    targets: dict[str, dict[str, tuple[str, str, int]]] = field(default_factory=dict)
+    # known key -> target key -> its first use and the last batch that used it
+    targets: dict[str, dict[str, Use]] = field(default_factory=dict)
     ids: set[str] = field(default_factory=set)
     # the known keys whose inner dict this registry alone holds; the others may be shared
     # with a copy (either way), and are copied before this registry changes them
@@ -40,7 +52,13 @@ class Registry:
         if known_key not in self.owned:
             self.targets[known_key] = dict(self.targets.get(known_key, {}))
             self.owned.add(known_key)
-        self.targets[known_key].setdefault(key(lego["target"]), (lego["target"], seed_id, batch))
+        uses = self.targets[known_key]
+        target_key = key(lego["target"])
+        first = uses.get(target_key)
+        if first is None:
+            uses[target_key] = Use(lego["target"], seed_id, batch, lego_id, seed_id, batch)
+        elif first.last_batch != batch:
+            uses[target_key] = replace(first, last_seed=seed_id, last_batch=batch)
         self.ids.add(lego_id)
 
     def copy(self) -> Registry:
@@ -304,7 +322,12 @@ class PhaseChecker(Checker):
     def _check_collision(
         self, seed_id: str, lego_id: str, pair: dict[str, str], batch: Batch, report: Reporter
     ) -> None:
-        """One known text, one target: strict within a batch and within seeds 1-100."""
+        """One known text, one target: strict within a batch and within seeds 1-100.
+
+        Within a batch every collision is an error, even between two targets the course had
+        before. The LEGO named is the one to fix: this one, unless the other target is in this
+        batch too and is a cut-short part of this one (`no sé por` beside `no sé por qué`).
+        """
         earlier = self.registry.targets.get(key(pair["known"]), {})
         others = [v for k, v in earlier.items() if k != key(pair["target"])]
         if not others:
@@ -312,16 +335,31 @@ class PhaseChecker(Checker):
         self.collided.add(key(pair["known"]))
         early = seed_number(seed_id) <= _EARLY_SEEDS
 
-        def is_strict(other: tuple[str, str, int]) -> bool:
-            return other[2] == batch.number or (early and seed_number(other[1]) <= _EARLY_SEEDS)
+        def is_strict(other: Use) -> bool:
+            return other.last_batch == batch.number or (
+                early and seed_number(other.seed_id) <= _EARLY_SEEDS
+            )
 
         strict = [o for o in others if is_strict(o)]
-        target, first_seed, _ = (strict or others)[0]
+        other = (strict or others)[0]
+        rule = "known-collision" if strict else "known-collision-course"
+        if other.batch == batch.number and _is_cut_short(other.text, pair["target"]):
+            report.add(
+                rule,
+                f"{other.lego_id}: known {quoted(pair['known'])} is given as the cut-short "
+                f"{quoted(other.text)} ({other.seed_id}) and as {quoted(pair['target'])} in "
+                f"{lego_id}; "
+                f"fix {other.lego_id}: give it the whole chunk, or a known text of its own",
+                seed_id=other.seed_id,
+                lego_id=other.lego_id,
+            )
+            return
+        where = other.last_seed if other.last_batch == batch.number else other.seed_id
         report.add(
-            "known-collision" if strict else "known-collision-course",
-            f"{lego_id}: known {quoted(pair['known'])} already means {quoted(target)} "
-            f"({first_seed}); here it is {quoted(pair['target'])}, so the learner cannot "
-            "tell which to say",
+            rule,
+            f"{lego_id}: known {quoted(pair['known'])} already means {quoted(other.text)} "
+            f"({where}); here it is {quoted(pair['target'])}, so the learner cannot "
+            "tell which to say; use the earlier target or chunk up with this seed's words",
             seed_id=seed_id,
             lego_id=lego_id,
         )
@@ -335,6 +373,12 @@ class PhaseChecker(Checker):
         twin.counts = dict(self.counts)
         twin.collided = set(self.collided)
         return twin
+
+
+def _is_cut_short(part: str, whole: str) -> bool:
+    """Whether part's tokens are a shorter contiguous run of whole's tokens."""
+    small, big = tokens(part), tokens(whole)
+    return 0 < len(small) < len(big) and find_span(big, small) >= 0
 
 
 def _why_not_exact(seed_tokens: tuple[str, ...], result: Tiling, gaps: str) -> str:

@@ -12,7 +12,7 @@ from freshbatch.clock import stamp_iso
 from freshbatch.errors import InputError
 from freshbatch.issues import Reporter
 from freshbatch.rules.base import Checker, PhaseContext, merge_maps, quoted, seed_number
-from freshbatch.text import find_span, key, tokens
+from freshbatch.text import clitic_bases, find_span, key, tokens
 
 MAX_PHRASES = 10
 _FEW_PHRASES_OK_UNTIL = 10  # seeds S0001-S0010 may have fewer than 10 phrases
@@ -64,7 +64,14 @@ class Course:
     def untaught(self, phrase: str, info: LegoInfo) -> list[str]:
         """Tokens of phrase no LEGO at or before info's position contains."""
         limit = info.position
-        return [t for t in tokens(phrase) if self.first_use.get(t, limit + 1) > limit]
+
+        def taught(word: str) -> bool:
+            return self.first_use.get(word, limit + 1) <= limit
+
+        # an Arabic "and"/"so" written onto a taught word is taught (ومعك = و + معك)
+        return [
+            t for t in tokens(phrase) if not taught(t) and not any(map(taught, clitic_bases(t)))
+        ]
 
 
 _INDEX_CACHE: list[tuple[dict[str, Any], Course]] = []

@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from tests.fakes.ratelimits import RateLimiter
 
@@ -66,11 +66,33 @@ DEFAULT_ERROR_TYPES: dict[int, str] = {
 }
 
 BATCHES_PATH = "/v1/messages/batches"
+MODELS_PATH = "/v1/models"
+# what GET /v1/models lists by default, newest first (as the real API orders them)
+LISTED_MODELS = (
+    "claude-opus-4-8",
+    "claude-sonnet-4-6",
+    "claude-haiku-4-5-20251001",
+    "claude-sonnet-4-5-20250929",
+    "claude-opus-4-1-20250805",
+)
 
 
 def estimate_tokens(text: str) -> int:
     """Estimate tokens as len(text)//4, at least 1 for non-empty text, 0 for empty."""
     return max(1, len(text) // 4) if text else 0
+
+
+def _model_info(model: str) -> JSON:
+    """One entry of GET /v1/models, shaped like the real API's ModelInfo."""
+    return {
+        "type": "model",
+        "id": model,
+        "display_name": model.replace("-", " ").title(),
+        "created_at": "2025-01-01T00:00:00Z",
+        "lifecycle": "active",
+        "max_input_tokens": 200000,
+        "max_tokens": 64000,
+    }
 
 
 def _canonical(value: Any) -> str:
@@ -532,8 +554,9 @@ class FakeMessagesAPI:
     """A scriptable in-process stand-in for the Anthropic Messages API.
 
     Settable attributes: ``responder`` (called under the server lock, so calls are serialised),
-    ``unknown_models``, ``expected_api_key`` (401 on mismatch), ``batch_polls_until_end``,
-    ``stream_chunk_chars`` and ``cache.min_cacheable_tokens``.
+    ``unknown_models``, ``listed_models`` (GET /v1/models), ``expected_api_key`` (401 on
+    mismatch), ``batch_polls_until_end``, ``stream_chunk_chars`` and
+    ``cache.min_cacheable_tokens``.
     """
 
     def __init__(self, *, batch_polls_until_end: int = 1, stream_chunk_chars: int = 8) -> None:
@@ -541,6 +564,7 @@ class FakeMessagesAPI:
         self.responder: Responder | None = None
         self.rate_limiter: RateLimiter | None = None  # tests.fakes.ratelimits: 429s, headers
         self.unknown_models: set[str] = set()
+        self.listed_models: list[str] = list(LISTED_MODELS)
         self.expected_api_key: str | None = None
         self.batch_polls_until_end = batch_polls_until_end
         self.stream_chunk_chars = stream_chunk_chars
@@ -673,7 +697,12 @@ class FakeMessagesAPI:
                 RecordedRequest(method, parts.path, parts.query, headers, body, raw)
             )
         request_id = self._next_id("req_fake_")
-        outcome = self._authenticate(headers) or self._route(method, parts.path.rstrip("/"), body)
+        path = parts.path.rstrip("/")
+        outcome = (
+            self._authenticate(headers)
+            or self._models(method, path, parts.query)
+            or self._route(method, path, body)
+        )
         outcome.headers.setdefault("request-id", request_id)
         return outcome
 
@@ -801,6 +830,31 @@ class FakeMessagesAPI:
             "stop_sequence": reply.stop_sequence,
             "usage": usage,
         }
+
+    def _models(self, method: str, path: str, query: str) -> Outcome | None:
+        """Answer GET /v1/models (a page, as the real API: limit, after_id, before_id) and
+        GET /v1/models/{id}; None for any other request."""
+        if method != "GET" or not (path == MODELS_PATH or path.startswith(MODELS_PATH + "/")):
+            return None
+        listed = [m for m in self.listed_models if m not in self.unknown_models]
+        if path != MODELS_PATH:
+            model = path[len(MODELS_PATH) + 1 :]
+            if model not in listed:
+                return self._error(Reply.error(404, "not_found_error", f"model: {model}"))
+            return _json_outcome(200, _model_info(model))
+        params = dict(parse_qsl(query))
+        limit = int(params.get("limit", 20))
+        start = listed.index(params["after_id"]) + 1 if params.get("after_id") in listed else 0
+        end = listed.index(params["before_id"]) if params.get("before_id") in listed else None
+        window = listed[start:end]
+        page = window[-limit:] if "before_id" in params else window[:limit]
+        body = {
+            "data": [_model_info(m) for m in page],
+            "has_more": len(page) < len(window),
+            "first_id": page[0] if page else None,
+            "last_id": page[-1] if page else None,
+        }
+        return _json_outcome(200, body)
 
     def _count_tokens(self, body: Any) -> Outcome:
         """Answer POST /v1/messages/count_tokens."""
