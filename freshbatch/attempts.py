@@ -19,8 +19,8 @@ from freshbatch.answers import AnswerFormatError, parse_answer
 from freshbatch.clock import now_iso
 from freshbatch.errors import ProviderError, TransientError
 from freshbatch.gate import RateGate
-from freshbatch.pacing import Cost
 from freshbatch.issues import ERROR, Issue
+from freshbatch.pacing import Cost
 from freshbatch.prompts import Retry
 from freshbatch.providers import Answer, Provider, Request, Usage
 

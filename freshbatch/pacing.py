@@ -244,9 +244,8 @@ class Pacer:
         """What a request settled after the header changed in the server's bucket since."""
         used = float((ticket.used or {}).get(kind, 0))
         reserved = ticket.reserved.get(kind, 0.0)
-        if ticket.used is None:  # failed: the server took nothing it kept
-            charged = 0.0 if started_after else -reserved
-            return charged if kind != "requests" else (-1.0 if started_after else 0.0)
+        if ticket.used is None:  # refused or failed: the server kept nothing of it
+            return 0.0
         if started_after:  # the header knew nothing of it: it took what it used
             return -used
         if kind == "output-tokens" and self.output_charge == "reserve":

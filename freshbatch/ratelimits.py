@@ -35,9 +35,9 @@ class RateLimits:
     observed_at: float
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, str], observed_at: float | None = None) -> (
-        RateLimits | None
-    ):
+    def from_headers(
+        cls, headers: Mapping[str, str], observed_at: float | None = None
+    ) -> RateLimits | None:
         """The buckets named in `headers` (any mapping with lower-case or mixed keys)."""
         lowered = {k.lower(): v for k, v in headers.items()}
         buckets: dict[str, Limit] = {}

@@ -12,9 +12,9 @@ from freshbatch.batching import BatchPlan
 from freshbatch.errors import InputError, ValidationFailed, WriteError
 from freshbatch.files import file_exists
 from freshbatch.gate import RateGate
-from freshbatch.pacing import Pacer
 from freshbatch.issues import ERROR
 from freshbatch.msgbatches import MessageBatchRun
+from freshbatch.pacing import Pacer
 from freshbatch.phase_run import AttemptOptions, PhaseRun
 from freshbatch.phases import PhaseDef, load_phases, resolve_phase
 from freshbatch.pricing import Pricing

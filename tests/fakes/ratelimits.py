@@ -102,7 +102,9 @@ class RateLimiter:
             needs = {"requests": 1.0, "input-tokens": float(input_tokens)}
             output = self.buckets.get("output-tokens")
             if output is not None:
-                needs["output-tokens"] = float(max_tokens) if self.output_charge == "reserve" else 1.0
+                needs["output-tokens"] = (
+                    float(max_tokens) if self.output_charge == "reserve" else 1.0
+                )
             waits = [
                 self._wait(self.buckets[name], amount, now)
                 for name, amount in needs.items()
@@ -142,7 +144,8 @@ class RateLimiter:
             bucket = self.buckets["output-tokens"]
             bucket.refill(self.clock())
             bucket.level = min(
-                float(bucket.limit), bucket.level + max(admission.reserved_output - output_tokens, 0)
+                float(bucket.limit),
+                bucket.level + max(admission.reserved_output - output_tokens, 0),
             )
 
     def _wait(self, bucket: Bucket, amount: float, now: float) -> float:
