@@ -149,6 +149,8 @@ def with_retries(
         except (TransientError, ProviderError) as exc:
             spend.add(exc)
             gate.settle(ticket, None, getattr(exc, "limits", None))
+            if isinstance(exc, TransientError) and exc.status == 429:
+                gate.refused(exc.retry_after)
             raise
         except BaseException:
             gate.settle(ticket, None, None)
@@ -231,7 +233,7 @@ def call_provider(
 
     Each try sends max_tokens capped at the account's output limit, once the headers have
     shown it (a larger reservation could never be made)."""
-    cost = Cost(f"phase{request.meta.phase}", request.max_tokens)
+    cost = Cost(f"phase{request.meta.phase}", request.max_tokens, request.expected_output)
 
     def send() -> Answer:
         fitted = gate.fit_max_tokens(request.max_tokens)

@@ -12,7 +12,7 @@ read), never up: the server also sees other runs on the same account, so runs th
 one account back off from each other's use.
 
 After a rate-limit pause, workers come back one at a time: the number allowed in flight
-starts at 1 and grows by one with every answer, up to the run's concurrency.
+starts at 1 and grows by one every RAMP_SECONDS, up to the run's concurrency.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from typing import Any
 from freshbatch.ratelimits import RateLimits
 
 OUTPUT_CHARGES = ("reserve", "actual")
+RAMP_SECONDS = 0.5  # after a pause, one more worker may start every half second
+HEADROOM = 1.0  # "actual" charging: start once the bucket holds the expected output
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Cost:
 
     key: str  # what observations are kept by (a phase)
     max_tokens: int
+    expected_output: int | None = None  # before any answer was observed (phase estimate)
 
 
 @dataclass
@@ -90,6 +93,7 @@ class Pacer:
         self._settled: list[Ticket] = []  # ended in the last two minutes, for _sync
         self.buckets: dict[str, _Bucket] = {}
         self.reason = "no limits seen yet"
+        self._ramp_from = -3600.0
         self._observed: dict[str, _Observed] = {}
         self._on_change = on_change
         self._on_cap = on_cap
@@ -114,7 +118,8 @@ class Pacer:
         seen = self._observed.get(cost.key)
         output = float(cost.max_tokens)
         if self.output_charge == "actual":
-            output = seen.output / seen.count if seen and seen.count else cost.max_tokens / 4.0
+            first = cost.expected_output or cost.max_tokens / 4.0
+            output = seen.output / seen.count if seen and seen.count else first
         return {
             "requests": 1.0,
             "input-tokens": seen.input / seen.count if seen and seen.count else 0.0,
@@ -142,16 +147,19 @@ class Pacer:
         return ticket
 
     def _wait_seconds(self, cost: Cost) -> float:
+        now = time.monotonic()
+        self.allowed = min(self.concurrency, 1 + int((now - self._ramp_from) / RAMP_SECONDS))
         if len(self.in_flight) >= self.allowed:
             self.reason = f"{len(self.in_flight)} in flight, {self.allowed} allowed after a pause"
-            return 1.0  # woken by release() long before
-        now = time.monotonic()
+            return RAMP_SECONDS
         waits = {}
         for kind, amount in self._expected(cost).items():
             bucket = self.buckets.get(kind)
             if bucket is not None:
                 bucket.refill(now)
-                waits[kind] = bucket.wait_for(amount)
+                # an estimate of what the answer will use: keep a margin for a longer one
+                margin = HEADROOM if kind == "output-tokens" and self.output_charge == "actual" else 1
+                waits[kind] = bucket.wait_for(amount * margin)
         kind, wait = max(waits.items(), key=lambda item: item[1], default=("", 0.0))
         if wait > 0:
             bucket = self.buckets[kind]
@@ -179,7 +187,6 @@ class Pacer:
                         bucket.refill(now)
                         bucket.level += ticket.reserved.get(kind, 0.0) - amount
                         bucket.level = min(bucket.level, float(bucket.limit))
-                self.allowed = min(self.concurrency, self.allowed + 1)
             else:
                 self._refund(ticket, now)
             if limits is not None:
@@ -188,6 +195,17 @@ class Pacer:
             self._condition.notify_all()
         self._on_change(info)
 
+    def refused(self, retry_after: float | None) -> None:
+        """A 429: the server's output bucket needs `retry_after` seconds to take a request,
+        so it holds at most what that refill would bring (it may be in debt: the headers
+        never show less than 0)."""
+        bucket = self.buckets.get("output-tokens")
+        if retry_after is None or bucket is None:
+            return
+        with self._condition:
+            bucket.refill(time.monotonic())
+            bucket.level = min(bucket.level, -retry_after * bucket.limit / 60.0 + 1.0)
+
     def observe(self, limits: RateLimits) -> None:
         """Headers seen outside a paced request: sync the buckets to them."""
         with self._condition:
@@ -195,8 +213,10 @@ class Pacer:
             self._condition.notify_all()
 
     def paused(self) -> None:
-        """A rate-limit pause began: workers come back one at a time after it."""
+        """A rate-limit pause began: workers come back one at a time after it, one more
+        every RAMP_SECONDS."""
         with self._condition:
+            self._ramp_from = time.monotonic()
             self.allowed = 1
             self._condition.notify_all()
 

@@ -138,4 +138,6 @@ def build_request(
         meta=RequestMeta(course.code, phase.number, batch.number, attempt),
         cache_ttl=cache_ttl,
         on_started=on_started,
+        expected_output=round(phase.estimate.get("output_per_seed", 0) * len(batch.seed_ids))
+        or None,
     )

@@ -43,6 +43,8 @@ class Request:
     max_tokens: int
     meta: RequestMeta
     cache_ttl: str | None = None  # None: the API default (5 minutes); "1h" for long jobs
+    # output tokens the phase expects (phase.yaml estimate), until answers were observed
+    expected_output: int | None = field(default=None, compare=False)
     # called once the response has started (the prompt cache is written by then)
     on_started: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
