@@ -180,12 +180,17 @@ def print_summary(console: Console, progress: dict[str, Any]) -> None:
             _k(tokens["input"] + tokens["cache_write"]),
             _k(tokens["cache_read"]),
             _k(tokens["output"]),
-            f"${phase['cost_usd']:.2f}",
+            "unknown" if progress.get("cost_unknown") else f"${phase['cost_usd']:.2f}",
         )
     console.print(table)
     totals = progress.get("totals") or {}
     eta = progress.get("eta")
-    line = f"total cost ${totals.get('cost_usd', 0.0):.4f}"
+    unknown = progress.get("cost_unknown")
+    line = (
+        f"total cost unknown ({unknown['hint']})"
+        if unknown
+        else f"total cost ${totals.get('cost_usd', 0.0):.4f}"
+    )
     if eta:
         line += f", ETA {eta['at']} ({eta['seconds']:.0f}s)"
     if progress.get("stale"):
@@ -219,15 +224,22 @@ def print_plan(console: Console, plan: Any) -> None:
         if len(phases) == 1:
             for item in rows:
                 table.add_row(str(number), str(item.batch), f"{item.first_seed}–{item.last_seed}",
-                              *_usage_cells(item.usage), f"${item.cost_usd:.3f}")  # fmt: skip
+                              *_usage_cells(item.usage), _money(item.cost_usd, 3))  # fmt: skip
         usage, cost = plan.total(number)
         label = f"{len(rows)} to run" if rows else "all merged"
         table.add_row(f"[bold]{number}[/]", label, f"{plan.merged[number]} merged",
-                      *_usage_cells(usage), f"[bold]${cost:.2f}[/]")  # fmt: skip
+                      *_usage_cells(usage), f"[bold]{_money(cost, 2)}[/]")  # fmt: skip
     console.print(table)
     usage, cost = plan.total()
-    console.print(f"total: {_k(usage.output_tokens)} output tokens, ${cost:.2f} "
+    console.print(f"total: {_k(usage.output_tokens)} output tokens, {_money(cost, 2)} "
                   "(4 characters a token; retries not included)", style="dim")  # fmt: skip
+    if cost is None:
+        console.print(f"cost unknown: no price for {plan.model}; add its price under prices: "
+                      "in freshbatch.yaml (see `freshbatch models`)")  # fmt: skip
+
+
+def _money(value: float | None, digits: int) -> str:
+    return "unknown" if value is None else f"${value:.{digits}f}"
 
 
 def _usage_cells(usage: Any) -> tuple[str, str, str, str]:

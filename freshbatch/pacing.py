@@ -158,7 +158,9 @@ class Pacer:
             if bucket is not None:
                 bucket.refill(now)
                 # an estimate of what the answer will use: keep a margin for a longer one
-                margin = HEADROOM if kind == "output-tokens" and self.output_charge == "actual" else 1
+                margin = (
+                    HEADROOM if kind == "output-tokens" and self.output_charge == "actual" else 1
+                )
                 waits[kind] = bucket.wait_for(amount * margin)
         kind, wait = max(waits.items(), key=lambda item: item[1], default=("", 0.0))
         if wait > 0:

@@ -130,6 +130,16 @@ class Progress:
             self.state.setdefault("warnings", []).append(message)
         self.event("run:warning", {"phase": phase, "message": message})
 
+    def cost_unknown(self, model: str) -> None:
+        """The model has no price: costs are shown as unknown (the sums count only 0)."""
+        with self._lock:
+            if self.state.get("cost_unknown"):
+                return
+            self.state["cost_unknown"] = {
+                "model": model,
+                "hint": f"no price for {model}; add its price under prices: in freshbatch.yaml",
+            }
+
     def set_pacing(self, info: dict[str, Any]) -> None:
         """The pacer's state (allowed concurrency and why); written at most once a second,
         or at once when the allowed concurrency changed."""

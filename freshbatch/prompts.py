@@ -120,6 +120,7 @@ def build_request(
     cache_ttl: str | None = None,
     on_started: Callable[[], None] | None = None,
     first_message: str | None = None,
+    params: dict[str, Any] | None = None,
 ) -> Request:
     """The request for one attempt: a fresh session, with the previous answer on retries.
 
@@ -140,4 +141,5 @@ def build_request(
         on_started=on_started,
         expected_output=round(phase.estimate.get("output_per_seed", 0) * len(batch.seed_ids))
         or None,
+        params=dict(params or {}),
     )

@@ -38,6 +38,7 @@ from freshbatch.store import (
     new_run_id,
     record_plan,
 )
+from freshbatch.thinking import request_params
 from freshbatch.workspace import DEFAULT_MODEL, Course, Workspace
 
 __all__ = ["PhaseResult", "RunOptions", "RunResult", "run", "dry_run", "prompt_request"]
@@ -254,7 +255,12 @@ def _run_phases(
     runs: dict[int, PhaseRun], provider: Provider, model: str, progress: Progress,
     gate: RateGate, options: RunOptions, concurrency: int,
 ) -> list[PhaseResult]:  # fmt: skip
-    attempt_options = AttemptOptions(options.max_attempts, options.retry, options.cache_ttl)
+    course = next(iter(runs.values())).course
+    settings = next(iter(runs.values())).settings
+    attempt_options = AttemptOptions(
+        options.max_attempts, options.retry, options.cache_ttl,
+        thinking=course.thinking or settings.thinking, effort=course.effort or settings.effort,
+    )  # fmt: skip
     if options.via == "batches":
         return _run_message_batches(runs, provider, model, attempt_options, gate, options)
     scheduler = Scheduler(
@@ -322,9 +328,16 @@ def prompt_request(
     earlier = phase_run.bodies[: batch_number - 1]
     batch_input = phase.module.batch_input(phase_run.context, batch, earlier)
     chosen = model or course.model or workspace.settings().model or DEFAULT_MODEL
-    return build_request(
-        phase, course, chosen, batch, len(plan), batch_input, attempt, RunOptions().max_attempts
+    settings = workspace.settings()
+    params, _ = request_params(
+        chosen,
+        phase.thinking or course.thinking or settings.thinking,
+        phase.effort or course.effort or settings.effort,
     )
+    return build_request(
+        phase, course, chosen, batch, len(plan), batch_input, attempt, RunOptions().max_attempts,
+        params=params,
+    )  # fmt: skip
 
 
 def dry_run(

@@ -12,13 +12,16 @@ from typing import Any
 from freshbatch.batching import BatchPlan, plan_batches
 from freshbatch.errors import InputError
 from freshbatch.files import file_exists, read_json, read_yaml, shown
+from freshbatch.models import default_model
 
-DEFAULT_MODEL = "claude-sonnet-4-6"
+DEFAULT_MODEL = default_model()  # the current recommended Sonnet, from freshbatch/models.yaml
 SEVERITIES = ("error", "warning", "off")
 COURSE_CODE = re.compile(r"[a-z0-9_]+")
 LANGUAGE_CODE = re.compile(r"[a-z]{3}")
 _SEED_ID = re.compile(r"S\d{4}")
 _COURSE_KEYS = {
+    "thinking",
+    "effort",
     "code",
     "target",
     "known",
@@ -56,6 +59,8 @@ class Course:
     batch_size: int = 20
     model: str | None = None
     rules: dict[str, str] = field(default_factory=dict)
+    thinking: str | None = None  # off | adaptive, over freshbatch.yaml's
+    effort: str | None = None
 
     @property
     def config_path(self) -> Path:
@@ -261,6 +266,8 @@ def parse_course(folder: Path, raw: Any) -> Course:
         batch_size=_int(raw.get("batch_size", 20), "batch_size", where, 1, 1000),
         model=_text(raw, "model", where) if "model" in raw else None,
         rules=_rules(raw.get("rules"), where),
+        thinking=_choice(raw, "thinking", THINKING, where),
+        effort=_choice(raw, "effort", EFFORTS, where),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,6 +45,8 @@ class Request:
     cache_ttl: str | None = None  # None: the API default (5 minutes); "1h" for long jobs
     # output tokens the phase expects (phase.yaml estimate), until answers were observed
     expected_output: int | None = field(default=None, compare=False)
+    # further body parameters in the form the model accepts (thinking, output_config)
+    params: Mapping[str, Any] = field(default_factory=dict)
     # called once the response has started (the prompt cache is written by then)
     on_started: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
@@ -72,6 +74,7 @@ class Request:
             "max_tokens": self.max_tokens,
             "system": blocks,
             "messages": [{"role": m.role, "content": m.text} for m in self.messages],
+            **self.params,
         }
 
 
