@@ -15,6 +15,7 @@ from freshbatch.console import (
     RunDisplay,
     make_console,
     print_failures,
+    print_models,
     print_plan,
     print_report,
     print_rules,
@@ -23,6 +24,7 @@ from freshbatch.console import (
 from freshbatch.doctor import DoctorOptions, diagnose
 from freshbatch.errors import FreshbatchError, InputError
 from freshbatch.files import file_exists, shown
+from freshbatch.models import model_rows, model_table
 from freshbatch.phases import load_phases, resolve_phase
 from freshbatch.planning import plan_phase
 from freshbatch.runner import RunOptions, dry_run, prompt_request, raise_if_failed, run
@@ -160,6 +162,9 @@ def add_setup_commands(commands: Any) -> None:
     doctor.add_argument("--provider", help="the provider to check (default as for run)")
     doctor.add_argument("--model", help="the model to check (default as for run)")
     doctor.add_argument("--claude-binary", default="claude", help="claude-cli: the binary")
+
+    models = commands.add_parser("models", help="the model table: prices, limits, thinking")
+    models.add_argument("--json", action="store_true", help="print the table as JSON")
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -347,7 +352,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    rows = model_rows()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print_models(make_console(), rows, model_table().checked)
+    return 0
+
+
 COMMANDS = {
+    "models": cmd_models,
     "validate": cmd_validate,
     "run": cmd_run,
     "plan": cmd_plan,

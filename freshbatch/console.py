@@ -245,3 +245,29 @@ def _money(value: float | None, digits: int) -> str:
 def _usage_cells(usage: Any) -> tuple[str, str, str, str]:
     return (_k(usage.input_tokens), _k(usage.cache_creation_input_tokens),
             _k(usage.cache_read_input_tokens), _k(usage.output_tokens))  # fmt: skip
+
+
+def print_models(console: Console, rows: list[dict[str, Any]], checked: str) -> None:
+    """`freshbatch models`: USD per million tokens, as the table gives them."""
+    if not console.is_terminal:
+        console.width = max(console.width, 160)
+    table = Table(title=f"models (from Anthropic's docs, checked {checked})", box=box.SIMPLE_HEAD)
+    for header in ("id", "status", "input", "output", "write 5m", "write 1h", "read",
+                   "min cache", "max out", "thinking"):  # fmt: skip
+        table.add_column(header, no_wrap=True)
+    for row in rows:
+        prices = row["prices"]
+
+        def money(key: str, p: dict[str, Any] = prices) -> str:
+            value = p.get(key)
+            return f"{value:g}" if isinstance(value, int | float) else "-"
+
+        marker = " (default)" if row["default"] else ""
+        table.add_row(row["id"] + marker, row["status"], money("input"), money("output"),
+                      money("cache_write_5m"), money("cache_write_1h"), money("cache_read"),
+                      str(row["min_cache_tokens"] or "-"), str(row["max_output"] or "-"),
+                      str(row["thinking"] or "-"))  # fmt: skip
+    console.print(table)
+    console.print("A model not listed has no price (costs show as unknown): add one under "
+                  "prices: in freshbatch.yaml. Sources and notes: freshbatch/models.yaml",
+                  style="dim")  # fmt: skip

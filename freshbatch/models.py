@@ -93,3 +93,21 @@ def model_table() -> ModelTable:
 
 def default_model() -> str:
     return model_table().default_model
+
+
+def model_rows() -> list[dict[str, Any]]:
+    """The table as rows for `freshbatch models` (aliases, prices, limits, thinking)."""
+    table = model_table()
+    aliases: dict[str, list[str]] = {}
+    for alias, model_id in table.aliases.items():
+        aliases.setdefault(model_id, []).append(alias)
+    return [
+        {
+            "id": info.id, "name": info.name, "status": info.status,
+            "aliases": sorted(aliases.get(info.id, [])), "prices": info.prices,
+            "min_cache_tokens": info.min_cache_tokens, "max_output": info.max_output,
+            "thinking": info.thinking, "default_effort": info.default_effort,
+            "default": info.id == table.default_model,
+        }
+        for info in table.models.values()
+    ]  # fmt: skip

@@ -96,8 +96,9 @@ class Pricing:
                 return None
             base = Price(0.0, 0.0, 0.0, 0.0)
         if "input" in values:  # the derived cache prices move with it, unless given
-            base = replace(base, cache_write=values["input"] * 1.25,
-                           cache_read=values["input"] * 0.1, cache_write_1h=values["input"] * 2)  # fmt: skip
+            given = values["input"]
+            base = replace(base, cache_write=given * 1.25, cache_read=given * 0.1,
+                           cache_write_1h=given * 2)  # fmt: skip
         fields = {k: (int(v) if k == "min_cache_tokens" else float(v)) for k, v in values.items()}
         return replace(base, **fields)  # type: ignore[arg-type]
 

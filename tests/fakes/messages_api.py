@@ -66,6 +66,47 @@ DEFAULT_ERROR_TYPES: dict[int, str] = {
 }
 
 BATCHES_PATH = "/v1/messages/batches"
+
+# What some models refuse or do by default, as Anthropic's model pages say (see the sources
+# in freshbatch/models.yaml, read 2026-12-02): Sonnet 5 answers 400 to non-default sampling
+# parameters and to manual extended thinking; models whose adaptive thinking is always on
+# (Opus 5.5, Fable 5 and 5.1) answer 400 to thinking disabled; adaptive models think unless
+# told not to, and thinking is billed as output (here: twice the answer's tokens).
+MODEL_RULES: dict[str, dict[str, bool]] = {
+    "claude-sonnet-5": {"thinks": True, "no_sampling": True, "no_manual_thinking": True},
+    "claude-sonnet-5-5": {"thinks": True},
+    "claude-opus-5-5": {"thinks": True, "always_thinks": True},
+    "claude-fable-5": {"thinks": True, "always_thinks": True, "no_manual_thinking": True},
+    "claude-fable-5-1": {"thinks": True, "always_thinks": True},
+}
+SAMPLING_DEFAULTS = {"temperature": 1.0, "top_p": None, "top_k": None}
+
+
+def refused_parameter(body: JSON) -> Reply | None:
+    """A 400 for a parameter the model refuses (MODEL_RULES), else None."""
+    rules = MODEL_RULES.get(str(body.get("model")), {})
+    thinking = body.get("thinking") if isinstance(body.get("thinking"), dict) else {}
+    if rules.get("no_sampling"):
+        for name, default in SAMPLING_DEFAULTS.items():
+            if name in body and body[name] != default:
+                return Reply.error(400, "invalid_request_error",
+                                   f"{name}: not supported for this model")  # fmt: skip
+    if rules.get("no_manual_thinking") and thinking.get("type") == "enabled":
+        return Reply.error(400, "invalid_request_error", "thinking.type enabled: use adaptive")
+    if rules.get("always_thinks") and thinking.get("type") == "disabled":
+        return Reply.error(400, "invalid_request_error", "thinking cannot be disabled")
+    return None
+
+
+def thinking_tokens(request: JSON, reply: Reply) -> int:
+    """Hidden thinking billed as output: adaptive models think unless thinking is disabled."""
+    rules = MODEL_RULES.get(str(request.get("model")), {})
+    thinking = request.get("thinking") if isinstance(request.get("thinking"), dict) else {}
+    if not rules.get("thinks") or thinking.get("type") == "disabled":
+        return 0
+    return 2 * (estimate_tokens(reply.text) or 1)
+
+
 MODELS_PATH = "/v1/models"
 # what GET /v1/models lists by default, newest first (as the real API orders them)
 LISTED_MODELS = (
@@ -751,7 +792,7 @@ class FakeMessagesAPI:
                 return Reply.error(400, "invalid_request_error", f"{name}: Field required")
         if body["model"] in self.unknown_models:
             return Reply.error(404, "not_found_error", f"model: {body['model']}")
-        return None
+        return refused_parameter(body)
 
     def _create_message(self, body: Any) -> Outcome:
         """Answer POST /v1/messages with JSON or SSE."""
@@ -815,7 +856,7 @@ class FakeMessagesAPI:
         usage: dict[str, Any] = {
             "input_tokens": cached.input_tokens,
             # a max_tokens stop used the whole budget, as the real API reports it
-            "output_tokens": self._output_tokens(request, reply),
+            "output_tokens": self._output_tokens(request, reply) + thinking_tokens(request, reply),
             "cache_creation_input_tokens": cached.cache_creation_input_tokens,
             "cache_read_input_tokens": cached.cache_read_input_tokens,
             **(reply.usage or {}),
