@@ -10,16 +10,17 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from freshbatch.answers import AnswerFormatError, parse_answer
 from freshbatch.clock import now_iso
 from freshbatch.errors import ProviderError, TransientError
 from freshbatch.gate import RateGate
 from freshbatch.issues import ERROR, Issue
+from freshbatch.pacing import Cost
 from freshbatch.prompts import Retry
 from freshbatch.providers import Answer, Provider, Request, Usage
 
@@ -125,22 +126,37 @@ def with_retries(
     policy: RetryPolicy,
     gate: RateGate,
     spend: Spend | None = None,
+    cost: Cost | None = None,
 ) -> tuple[T, int]:
     """action() with transport retries; returns its result and how many retries it took.
 
-    Rate limits (429, 529) close the shared gate, so every worker waits out retry-after;
-    other transport faults back off in this worker only. The usage failed calls report is
-    added to `spend`, and carried by the ProviderError when the retries give up.
+    Rate limits (429, 529) close the shared gate, so every worker waits out retry-after,
+    and never count against `policy.transport_retries`: a rate-limited run goes on until
+    the gate sees too many pauses in a row with no answer between them. Other transport
+    faults back off in this worker only. With a `cost`, each try first waits for the gate's
+    pacer to admit it. The usage failed calls report is added to `spend`, and carried by
+    the ProviderError when the retries give up.
     """
     retries = 0
     spend = spend if spend is not None else Spend()
+    started: list[float] = [0.0]
 
     def tracked() -> T:
+        ticket = gate.admit(cost)
+        started[0] = ticket.started if ticket is not None else time.monotonic()
         try:
-            return action()
+            result = action()
         except (TransientError, ProviderError) as exc:
             spend.add(exc)
+            gate.settle(ticket, None, getattr(exc, "limits", None))
+            if isinstance(exc, TransientError) and exc.status == 429:
+                gate.refused(exc.retry_after)
             raise
+        except BaseException:
+            gate.settle(ticket, None, None)
+            raise
+        gate.settle(ticket, _used(result), getattr(result, "limits", None))
+        return result
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -153,11 +169,12 @@ def with_retries(
         retries += 1
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, TransientError) and exc.status in RATE_LIMITS:
-            gate.pause(wait_seconds(policy, state), exc.status)
+            gate.pause(wait_seconds(policy, state), exc.status, started=started[0])
 
+    faults = _FaultCount(policy.transport_retries)
     retrying = Retrying(
         retry=retry_if_exception_type(TransientError),
-        stop=stop_after_attempt(policy.transport_retries + 1),
+        stop=faults.stop,
         wait=wait,
         before=lambda state: gate.wait(),
         before_sleep=before_sleep,
@@ -178,6 +195,33 @@ def with_retries(
     return result, retries
 
 
+class _FaultCount:
+    """tenacity stop: after `limit` retries of faults other than rate limits."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    def stop(self, state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, TransientError) and exc.status in RATE_LIMITS:
+            return False
+        self.count += 1
+        return self.count > self.limit
+
+
+def _used(result: object) -> dict[str, int] | None:
+    """What an Answer took from the account's buckets (None for other results)."""
+    if not isinstance(result, Answer):
+        return None
+    usage = result.usage
+    return {
+        "requests": 1,
+        "input-tokens": usage.input_tokens + usage.cache_creation_input_tokens,
+        "output-tokens": usage.output_tokens,
+    }
+
+
 def call_provider(
     provider: Provider,
     request: Request,
@@ -185,10 +229,18 @@ def call_provider(
     gate: RateGate,
     spend: Spend | None = None,
 ) -> tuple[Answer, int]:
-    """provider.complete with transport retries (see with_retries)."""
-    answer, retries = with_retries(
-        lambda: provider.complete(request), provider.name, policy, gate, spend
-    )
+    """provider.complete with transport retries and pacing (see with_retries).
+
+    Each try sends max_tokens capped at the account's output limit, once the headers have
+    shown it (a larger reservation could never be made)."""
+    cost = Cost(f"phase{request.meta.phase}", request.max_tokens, request.expected_output)
+
+    def send() -> Answer:
+        fitted = gate.fit_max_tokens(request.max_tokens)
+        sent = request if fitted == request.max_tokens else replace(request, max_tokens=fitted)
+        return provider.complete(sent)
+
+    answer, retries = with_retries(send, provider.name, policy, gate, spend, cost)
     request.notify_started()
     return answer, retries
 

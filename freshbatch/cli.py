@@ -17,6 +17,7 @@ from freshbatch.console import (
     RunDisplay,
     make_console,
     print_failures,
+    print_models,
     print_plan,
     print_report,
     print_rules,
@@ -26,6 +27,7 @@ from freshbatch.doctor import DoctorOptions, diagnose
 from freshbatch.errors import FreshbatchError, InputError
 from freshbatch.files import file_exists, shown
 from freshbatch.hooks import notify_hook
+from freshbatch.models import model_rows, model_table
 from freshbatch.phases import load_phases, resolve_phase
 from freshbatch.planning import plan_phase
 from freshbatch.report import course_report
@@ -183,6 +185,9 @@ def add_setup_commands(commands: Any) -> None:
     doctor.add_argument("--provider", help="the provider to check (default as for run)")
     doctor.add_argument("--model", help="the model to check (default as for run)")
     doctor.add_argument("--claude-binary", default="claude", help="claude-cli: the binary")
+
+    models = commands.add_parser("models", help="the model table: prices, limits, thinking")
+    models.add_argument("--json", action="store_true", help="print the table as JSON")
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -383,7 +388,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    rows = model_rows()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print_models(make_console(), rows, model_table().checked)
+    return 0
+
+
 COMMANDS = {
+    "models": cmd_models,
     "validate": cmd_validate,
     "run": cmd_run,
     "plan": cmd_plan,

@@ -180,12 +180,17 @@ def print_summary(console: Console, progress: dict[str, Any]) -> None:
             _k(tokens["input"] + tokens["cache_write"]),
             _k(tokens["cache_read"]),
             _k(tokens["output"]),
-            f"${phase['cost_usd']:.2f}",
+            "unknown" if progress.get("cost_unknown") else f"${phase['cost_usd']:.2f}",
         )
     console.print(table)
     totals = progress.get("totals") or {}
     eta = progress.get("eta")
-    line = f"total cost ${totals.get('cost_usd', 0.0):.4f}"
+    unknown = progress.get("cost_unknown")
+    line = (
+        f"total cost unknown ({unknown['hint']})"
+        if unknown
+        else f"total cost ${totals.get('cost_usd', 0.0):.4f}"
+    )
     if eta:
         line += f", ETA {eta['at']} ({eta['seconds']:.0f}s)"
     if progress.get("stale"):
@@ -219,17 +224,50 @@ def print_plan(console: Console, plan: Any) -> None:
         if len(phases) == 1:
             for item in rows:
                 table.add_row(str(number), str(item.batch), f"{item.first_seed}–{item.last_seed}",
-                              *_usage_cells(item.usage), f"${item.cost_usd:.3f}")  # fmt: skip
+                              *_usage_cells(item.usage), _money(item.cost_usd, 3))  # fmt: skip
         usage, cost = plan.total(number)
         label = f"{len(rows)} to run" if rows else "all merged"
         table.add_row(f"[bold]{number}[/]", label, f"{plan.merged[number]} merged",
-                      *_usage_cells(usage), f"[bold]${cost:.2f}[/]")  # fmt: skip
+                      *_usage_cells(usage), f"[bold]{_money(cost, 2)}[/]")  # fmt: skip
     console.print(table)
     usage, cost = plan.total()
-    console.print(f"total: {_k(usage.output_tokens)} output tokens, ${cost:.2f} "
+    console.print(f"total: {_k(usage.output_tokens)} output tokens, {_money(cost, 2)} "
                   "(4 characters a token; retries not included)", style="dim")  # fmt: skip
+    if cost is None:
+        console.print(f"cost unknown: no price for {plan.model}; add its price under prices: "
+                      "in freshbatch.yaml (see `freshbatch models`)")  # fmt: skip
+
+
+def _money(value: float | None, digits: int) -> str:
+    return "unknown" if value is None else f"${value:.{digits}f}"
 
 
 def _usage_cells(usage: Any) -> tuple[str, str, str, str]:
     return (_k(usage.input_tokens), _k(usage.cache_creation_input_tokens),
             _k(usage.cache_read_input_tokens), _k(usage.output_tokens))  # fmt: skip
+
+
+def print_models(console: Console, rows: list[dict[str, Any]], checked: str) -> None:
+    """`freshbatch models`: USD per million tokens, as the table gives them."""
+    if not console.is_terminal:
+        console.width = max(console.width, 160)
+    table = Table(title=f"models (from Anthropic's docs, checked {checked})", box=box.SIMPLE_HEAD)
+    for header in ("id", "status", "input", "output", "write 5m", "write 1h", "read",
+                   "min cache", "max out", "thinking"):  # fmt: skip
+        table.add_column(header, no_wrap=True)
+    for row in rows:
+        prices = row["prices"]
+
+        def money(key: str, p: dict[str, Any] = prices) -> str:
+            value = p.get(key)
+            return f"{value:g}" if isinstance(value, int | float) else "-"
+
+        marker = " (default)" if row["default"] else ""
+        table.add_row(row["id"] + marker, row["status"], money("input"), money("output"),
+                      money("cache_write_5m"), money("cache_write_1h"), money("cache_read"),
+                      str(row["min_cache_tokens"] or "-"), str(row["max_output"] or "-"),
+                      str(row["thinking"] or "-"))  # fmt: skip
+    console.print(table)
+    console.print("A model not listed has no price (costs show as unknown): add one under "
+                  "prices: in freshbatch.yaml. Sources and notes: freshbatch/models.yaml",
+                  style="dim")  # fmt: skip

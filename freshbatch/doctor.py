@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from freshbatch.errors import FreshbatchError
 from freshbatch.phases import PhaseDef, check_course_rules, load_phases
-from freshbatch.pricing import Pricing
+from freshbatch.pricing import PRICE_HINT, Pricing
 from freshbatch.prompts import system_blocks
 from freshbatch.workspace import DEFAULT_MODEL, Course, Workspace, find_workspace
 
@@ -101,15 +101,11 @@ def _check_course(workspace: Workspace, code: str, into: list[Course]) -> str:
 
 
 def price_check(pricing: Pricing, model: str) -> Check:
-    """The one place doctor reads the price table: whether some entry names this model."""
+    """Whether the model table (or freshbatch.yaml's prices:) gives this model a price."""
     price = pricing.price(model)
-    names = getattr(pricing, "table", None)
-    if names is not None and not any(model.startswith(name) for name in names):
-        return Check(
-            False,
-            f"price for {model}: not in the price table (costs would use a fallback); "
-            f"add it under prices: in freshbatch.yaml",
-        )
+    if price is None:
+        return Check(False, f"price for {model}: unknown, costs would show as unknown; "
+                     f"{PRICE_HINT}")  # fmt: skip
     return Check(True, f"price for {model}: ${price.input:g} in, ${price.output:g} out per M")
 
 
@@ -122,6 +118,8 @@ def prefix_check(phase: PhaseDef, course: Course | None, pricing: Pricing, model
     tokens = len(text) // CHARS_PER_TOKEN
     needed = pricing.min_cache_tokens(model)
     label = f"{phase.key} cached prefix: about {tokens} tokens"
+    if needed is None:
+        return Check(True, f"{label} ({model}'s minimum cacheable length is not known)")
     if tokens < needed:
         return Check(
             False,

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from freshbatch.providers import Usage
+    from freshbatch.ratelimits import RateLimits
 
 
 class FreshbatchError(Exception):
@@ -72,8 +73,10 @@ class TransientError(Exception):
         retry_after: float | None = None,
         status: int | None = None,
         usage: Usage | None = None,
+        limits: RateLimits | None = None,
     ):
         super().__init__(message)
         self.retry_after = retry_after
         self.status = status
         self.usage = usage  # what the failed call still cost, when the provider knows
+        self.limits = limits  # the rate-limit headers of the failed response, if any

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 
 from freshbatch.errors import ProviderError
+from freshbatch.pacing import Cost, Pacer, Ticket
+from freshbatch.ratelimits import RateLimits
 
 
 class RateGate:
@@ -21,8 +23,11 @@ class RateGate:
         max_pauses: int = 10,
         on_pause: Callable[[int | None, float], None] = lambda status, seconds: None,
         on_resume: Callable[[], None] = lambda: None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.max_pauses = max_pauses
+        self.pacer = pacer
+        self._pause_began = -1.0
         self._on_pause = on_pause
         self._on_resume = on_resume
         self._condition = threading.Condition()
@@ -45,11 +50,18 @@ class RateGate:
         if resumed:
             self._on_resume()
 
-    def pause(self, seconds: float, status: int | None) -> None:
-        """Close the gate for everyone for `seconds` (extends, never shortens, a pause)."""
+    def pause(self, seconds: float, status: int | None, started: float | None = None) -> None:
+        """Close the gate for everyone for `seconds` (extends, never shortens, a pause).
+
+        A rate limit met by a request that started before the latest pause began is the
+        same rate limit, not another one: it neither counts nor extends the pause."""
         with self._condition:
-            if self._until <= time.monotonic():  # 429s of requests already in flight during
+            now = time.monotonic()
+            if started is not None and started < self._pause_began:
+                return  # in flight when the pause began: its worker just waits at the gate
+            if self._until <= now:  # 429s of requests already in flight during
                 self._pauses += 1  # a pause are the same rate limit, not another one
+                self._pause_began = now
             if self._pauses > self.max_pauses:
                 self._aborted = (
                     f"rate limited {self._pauses - 1} times in a row (last: HTTP {status}); "
@@ -57,8 +69,10 @@ class RateGate:
                 )
                 self._condition.notify_all()
                 raise ProviderError(self._aborted)
-            self._until = max(self._until, time.monotonic() + seconds)
+            self._until = max(self._until, now + seconds)
             self._paused = True
+        if self.pacer is not None:
+            self.pacer.paused()
         self._on_pause(status, seconds)
 
     def succeeded(self) -> None:
@@ -71,3 +85,34 @@ class RateGate:
         with self._condition:
             self._aborted = reason
             self._condition.notify_all()
+        if self.pacer is not None:
+            self.pacer.wake()
+
+    # --- pacing (a no-op without a pacer) -------------------------------------------------
+
+    def admit(self, cost: Cost | None) -> Ticket | None:
+        """Wait until the pacer lets a request of this cost start (None: not paced)."""
+        if self.pacer is None or cost is None:
+            return None
+        return self.pacer.acquire(cost, self._raise_if_aborted)
+
+    def settle(
+        self, ticket: Ticket | None, used: dict[str, int] | None, limits: RateLimits | None
+    ) -> None:
+        """A paced request ended: what it used (None if it failed) and the headers seen."""
+        if self.pacer is not None and ticket is not None:
+            self.pacer.release(ticket, used, limits)
+        elif self.pacer is not None and limits is not None:
+            self.pacer.observe(limits)
+
+    def refused(self, retry_after: float | None) -> None:
+        """A 429 with its retry-after: what the server's bucket must still be short of."""
+        if self.pacer is not None:
+            self.pacer.refused(retry_after)
+
+    def fit_max_tokens(self, max_tokens: int) -> int:
+        return self.pacer.fit_max_tokens(max_tokens) if self.pacer is not None else max_tokens
+
+    def _raise_if_aborted(self) -> None:
+        if self._aborted is not None:
+            raise ProviderError(self._aborted)

@@ -21,6 +21,7 @@ from freshbatch.rules.base import Checker, PhaseContext
 from freshbatch.schema import check_schema
 from freshbatch.status import read_checked
 from freshbatch.store import PhaseStore
+from freshbatch.thinking import request_params
 from freshbatch.validation import load_context, make_checker
 from freshbatch.workspace import Course, Workspace
 
@@ -35,6 +36,8 @@ class AttemptOptions:
     max_attempts: int = 3
     retry: RetryPolicy = RetryPolicy()
     cache_ttl: str | None = None
+    thinking: str | None = None  # freshbatch.yaml / course.yaml; a phase's own setting wins
+    effort: str | None = None
 
 
 class PhaseRun:
@@ -53,6 +56,7 @@ class PhaseRun:
         self.phase = phase
         self.phases = phases
         self.course = course
+        self.settings = workspace.settings()
         self.progress = progress
         self.pricing = pricing or Pricing()
         self.context: PhaseContext = load_context(workspace, phase, course, phases)
@@ -69,6 +73,7 @@ class PhaseRun:
         # a checker of merged batches 1..m, and the input document it was built on
         self._state: tuple[int, Checker, Any] | None = None
         self._state_lock = threading.Lock()
+        self._warned_thinking = False
         self._sync_progress()
 
     # --- state from disk ------------------------------------------------------------------
@@ -255,10 +260,16 @@ class PhaseRun:
         first_message: str | None = None,
     ) -> Request:
         """The request for one attempt of one batch."""
+        params, warning = request_params(
+            model, self.phase.thinking or options.thinking, self.phase.effort or options.effort
+        )
+        if warning is not None and not self._warned_thinking:
+            self._warned_thinking = True
+            self.progress.warn(self.phase.number, f"phase {self.phase.number}: {warning}")
         return build_request(
             self.phase, self.course, model, batch, len(self.plan), batch_input, attempt,
             options.max_attempts, retry, cache_ttl=options.cache_ttl, on_started=on_started,
-            first_message=first_message,
+            first_message=first_message, params=params,
         )  # fmt: skip
 
     def run_batch(
@@ -316,7 +327,10 @@ class PhaseRun:
         """Write the attempt's transcript and update progress (tokens, cost, errors)."""
         answer = attempt.answer
         usage = attempt.usage
-        cost = self.pricing.cost(usage, model, batch=batch, cache_ttl=request.cache_ttl)
+        priced = self.pricing.cost(usage, model, batch=batch, cache_ttl=request.cache_ttl)
+        if priced is None:
+            self.progress.cost_unknown(model)
+        cost = priced or 0.0
         issues = [i.to_dict() for i in attempt.issues]
         sent = answer.sent if answer is not None else attempt.sent
         prefix = (answer.prefix_sha256 if answer is not None else None) or request.prefix_sha256

@@ -43,6 +43,8 @@ _PHASE_KEYS = {
     "rules",
     "data",
     "estimate",
+    "thinking",
+    "effort",
 }
 
 
@@ -65,6 +67,8 @@ class PhaseDef:
     data: dict[str, Any] = field(default_factory=dict)
     estimate: dict[str, float] = field(default_factory=dict)
     module_path: Path | None = None  # a module given as a .py file beside phase.yaml
+    thinking: str | None = None  # off | adaptive: this phase's own setting (freshbatch.yaml's else)
+    effort: str | None = None
     sources: tuple[tuple[str, str], ...] = ()  # (file, "built-in" or "workspace <path>")
 
     @property
@@ -234,6 +238,8 @@ def parse_phase(workspace: Workspace, name: str) -> PhaseDef:
         rules=_parse_rules(raw["rules"], where),
         data=dict(raw.get("data") or {}),
         estimate={str(k): float(v) for k, v in (raw.get("estimate") or {}).items()},
+        thinking=_phase_choice(raw, "thinking", ("off", "adaptive"), where),
+        effort=_phase_choice(raw, "effort", ("low", "medium", "high", "xhigh", "max"), where),
         module_path=files["module"][0] if "module" in files else None,
         sources=tuple((path.name, origin) for path, origin in files.values()),
     )
@@ -252,3 +258,16 @@ def _parse_rules(raw: Any, where: str) -> dict[str, RuleInfo]:
             raise InputError(f"{where}: rules.{name} needs severity error, warning or off")
         rules[str(name)] = RuleInfo(str(name), str(spec["severity"]), str(spec.get("checks", "")))
     return rules
+
+
+def _phase_choice(
+    raw: dict[str, Any], key: str, allowed: tuple[str, ...], where: str
+) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if value is False and key == "thinking":
+        value = "off"  # YAML reads a bare `off` as false
+    if value not in allowed:
+        raise InputError(f"{where}: {key} is {value!r}; use one of {', '.join(allowed)}")
+    return str(value)

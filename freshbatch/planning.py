@@ -34,7 +34,7 @@ class BatchEstimate:
     first_seed: str
     last_seed: str
     usage: Usage
-    cost_usd: float
+    cost_usd: float | None  # None: the model has no price
     input_source: str  # "request" (built now) or "estimate" (phase.yaml)
     output_source: str  # "merged" (measured) or "estimate" (phase.yaml)
 
@@ -47,12 +47,16 @@ class Plan:
     batches: list[BatchEstimate] = field(default_factory=list)
     merged: dict[int, int] = field(default_factory=dict)
 
-    def total(self, phase: int | None = None) -> tuple[Usage, float]:
+    def total(self, phase: int | None = None) -> tuple[Usage, float | None]:
+        """Tokens and cost of the chosen batches (cost None when the model has no price)."""
         chosen = [b for b in self.batches if phase is None or b.phase == phase]
         usage = Usage()
         for item in chosen:
             usage = usage + item.usage
-        return usage, round(sum(b.cost_usd for b in chosen), 6)
+        costs = [b.cost_usd for b in chosen]
+        if any(cost is None for cost in costs):
+            return usage, None
+        return usage, round(sum(c for c in costs if c is not None), 6)
 
     def to_dict(self) -> dict[str, Any]:
         usage, cost = self.total()
@@ -66,6 +70,9 @@ class Plan:
                 for b in self.batches
             ],
             "totals": {"tokens": _tokens(usage), "cost_usd": cost},
+            **({} if cost is not None or not self.batches else
+               {"cost_unknown": f"no price for {self.model}; add its price under prices: "
+                                "in freshbatch.yaml"}),
         }  # fmt: skip
 
 

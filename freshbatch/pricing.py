@@ -1,19 +1,23 @@
-"""Prices per million tokens and the cache-aware cost formula.
+"""Prices per million tokens (from freshbatch/models.yaml, and freshbatch.yaml's `prices:`)
+and the cache-aware cost formula.
 
 cost = input × p_in + cache writes × p_write + cache reads × p_read + output × p_out,
-where a 1-hour cache write costs 2 × p_in instead of p_write (1.25 × p_in for 5 minutes),
-and Message Batches halve every price.
+with p_write the 5-minute or the 1-hour write price by the cache TTL, the model's long-context
+prices for a prompt past its threshold, and Message Batches at the model's batch discount.
+A model with no price has no cost: None, shown as unknown, never another model's price.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
+from freshbatch.models import model_table
 from freshbatch.providers import Usage
 
-BATCH_DISCOUNT = 0.5
-ONE_HOUR_WRITE = 2.0  # a 1-hour cache write costs twice the input price
+BATCH_DISCOUNT = 0.5  # the Message Batches discount where the table does not give one
+PRICE_HINT = "add its price under prices: in freshbatch.yaml"
 
 
 @dataclass(frozen=True)
@@ -22,63 +26,107 @@ class Price:
 
     input: float
     output: float
-    cache_write: float
+    cache_write: float  # 5-minute TTL
     cache_read: float
-    min_cache_tokens: int = 1024  # a shorter prefix is not cached at all
+    min_cache_tokens: int | None = None  # a shorter prefix is not cached; None: not known
+    cache_write_1h: float | None = None  # None: 2 x input
+    batch_discount: float = BATCH_DISCOUNT
+    long_context: Price | None = None  # prices past `long_threshold` prompt tokens
+    long_threshold: int | None = None
+
+    @classmethod
+    def from_table(cls, prices: Mapping[str, Any], min_cache: int | None = None) -> Price:
+        """A model's prices from models.yaml; missing cache prices from the usual multipliers."""
+        base = float(prices["input"])
+        long = prices.get("long_context")
+        long_price = None
+        if isinstance(long, Mapping) and "input" in long and "output" in long:
+            long_price = cls.from_table(long)
+        return cls(
+            input=base,
+            output=float(prices["output"]),
+            cache_write=float(prices.get("cache_write_5m", base * 1.25)),
+            cache_read=float(prices.get("cache_read", base * 0.1)),
+            min_cache_tokens=min_cache,
+            cache_write_1h=float(prices.get("cache_write_1h", base * 2.0)),
+            batch_discount=float(prices.get("batch_discount", BATCH_DISCOUNT)),
+            long_context=long_price,
+            long_threshold=int(long["threshold_tokens"]) if isinstance(long, Mapping) else None,
+        )
 
 
-def _price(input_: float, output: float, min_cache: int = 1024) -> Price:
-    return Price(input_, output, input_ * 1.25, input_ * 0.1, min_cache)
-
-
-# Longest matching prefix of the model name wins. Override or extend in freshbatch.yaml.
-DEFAULT_PRICES: dict[str, Price] = {
-    "claude-opus-4": _price(15.0, 75.0),
-    "claude-opus-4-5": _price(5.0, 25.0, 4096),
-    "claude-opus-4-6": _price(5.0, 25.0, 4096),
-    "claude-opus-4-7": _price(5.0, 25.0, 4096),
-    "claude-opus-4-8": _price(5.0, 25.0, 4096),
-    "claude-sonnet-4": _price(3.0, 15.0),
-    "claude-haiku-4-5": _price(1.0, 5.0, 4096),
-    "claude-3-5-haiku": _price(0.8, 4.0, 2048),
-}
-FALLBACK = DEFAULT_PRICES["claude-sonnet-4"]
+def _table_prices() -> dict[str, Price]:
+    table = model_table()
+    found: dict[str, Price] = {}
+    for model_id, info in table.models.items():
+        if "input" in info.prices and "output" in info.prices:
+            found[model_id] = Price.from_table(info.prices, info.min_cache_tokens)
+    for alias, model_id in table.aliases.items():
+        if model_id in found:
+            found[alias] = found[model_id]
+    return found
 
 
 @dataclass(frozen=True)
 class Pricing:
-    """A price table (defaults plus the workspace's overrides) and the cost formula."""
+    """The model table's prices, with the workspace's overrides laid over them."""
 
-    table: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    table: Mapping[str, Price] = field(default_factory=_table_prices)
+    # freshbatch.yaml's prices: by model id or id prefix (the longest matching one applies)
+    overrides: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     @classmethod
     def with_overrides(cls, overrides: Mapping[str, Mapping[str, float]]) -> Pricing:
-        """Defaults, with freshbatch.yaml's `prices:` entries laid over them."""
-        table = dict(DEFAULT_PRICES)
-        for model, values in overrides.items():
-            base = cls(table).price(model)
-            if "input" in values and "cache_write" not in values:
-                base = replace(base, cache_write=values["input"] * 1.25)
-            if "input" in values and "cache_read" not in values:
-                base = replace(base, cache_read=values["input"] * 0.1)
-            fields = {
-                k: (int(v) if k == "min_cache_tokens" else float(v)) for k, v in values.items()
-            }
-            table[model] = replace(base, **fields)  # type: ignore[arg-type]
-        return cls(table)
+        """freshbatch.yaml's `prices:` entries over the table's: an entry may name a model
+        the table does not know (then it needs input and output), or an id prefix."""
+        return cls(overrides={str(k): dict(v) for k, v in overrides.items()})
 
-    def price(self, model: str) -> Price:
-        matches = [name for name in self.table if model.startswith(name)]
-        return self.table[max(matches, key=len)] if matches else FALLBACK
+    def price(self, model: str) -> Price | None:
+        """The price of a model id: the table's, with an override laid over it; or None."""
+        base = self.table.get(model)
+        if base is None:
+            info = model_table().find(model)
+            base = self.table.get(info.id) if info is not None else None
+        matches = [name for name in self.overrides if model.startswith(name)]
+        if not matches:
+            return base
+        values = self.overrides[max(matches, key=len)]
+        if base is None:
+            if not {"input", "output"} <= set(values):
+                return None
+            base = Price(0.0, 0.0, 0.0, 0.0)
+        if "input" in values:  # the derived cache prices move with it, unless given
+            given = values["input"]
+            base = replace(base, cache_write=given * 1.25, cache_read=given * 0.1,
+                           cache_write_1h=given * 2)  # fmt: skip
+        fields = {k: (int(v) if k == "min_cache_tokens" else float(v)) for k, v in values.items()}
+        return replace(base, **fields)  # type: ignore[arg-type]
 
-    def min_cache_tokens(self, model: str) -> int:
-        return self.price(model).min_cache_tokens
+    def known(self, model: str) -> bool:
+        return self.price(model) is not None
+
+    def min_cache_tokens(self, model: str) -> int | None:
+        price = self.price(model)
+        return price.min_cache_tokens if price is not None else None
 
     def cost(
         self, usage: Usage, model: str, *, batch: bool = False, cache_ttl: str | None = None
-    ) -> float:
+    ) -> float | None:
+        """USD for `usage` on `model`, or None when the model has no price."""
         price = self.price(model)
-        write = price.input * ONE_HOUR_WRITE if cache_ttl == "1h" else price.cache_write
+        if price is None:
+            return None
+        prompt = (usage.input_tokens + usage.cache_creation_input_tokens
+                  + usage.cache_read_input_tokens)  # fmt: skip
+        if (
+            price.long_context is not None
+            and price.long_threshold
+            and prompt > price.long_threshold
+        ):
+            price = replace(price.long_context, batch_discount=price.batch_discount)
+        write = price.cache_write
+        if cache_ttl == "1h":
+            write = price.cache_write_1h if price.cache_write_1h is not None else price.input * 2
         total = (
             usage.input_tokens * price.input
             + usage.output_tokens * price.output
@@ -86,5 +134,5 @@ class Pricing:
             + usage.cache_read_input_tokens * price.cache_read
         )
         if batch:
-            total *= BATCH_DISCOUNT
+            total *= price.batch_discount
         return round(total / 1_000_000, 6)

@@ -51,6 +51,7 @@ class Progress:
         self._merged_this_run = 0
         self._ended = False
         self._needs_newline = _ends_unfinished(self.events_path)
+        self._pacing_written = 0.0
         old = _read(self.path)
         old_batches = {(b["phase"], b["batch"]): b for b in old.get("batches", [])}
         self.state: dict[str, Any] = {
@@ -128,6 +129,31 @@ class Progress:
         with self._lock:
             self.state.setdefault("warnings", []).append(message)
         self.event("run:warning", {"phase": phase, "message": message})
+
+    def cost_unknown(self, model: str) -> None:
+        """The model has no price: costs are shown as unknown (the sums count only 0)."""
+        with self._lock:
+            if self.state.get("cost_unknown"):
+                return
+            self.state["cost_unknown"] = {
+                "model": model,
+                "hint": f"no price for {model}; add its price under prices: in freshbatch.yaml",
+            }
+
+    def set_pacing(self, info: dict[str, Any]) -> None:
+        """The pacer's state (allowed concurrency and why); written at most once a second,
+        or at once when the allowed concurrency changed."""
+        with self._lock:
+            if self._ended:
+                return
+            before = self.state.get("pacing") or {}
+            self.state["pacing"] = info
+            now = time.monotonic()
+            due = now - self._pacing_written >= 1.0 or before.get("allowed") != info["allowed"]
+            if due:
+                self._pacing_written = now
+        if due:
+            self.events([])
 
     def pause(self, status: int | None, seconds: float) -> None:
         """A rate limit: every worker waits; status `paused` until resume()."""
@@ -222,7 +248,8 @@ class Progress:
             if self._needs_newline:  # a line left unfinished (by hand, or a full disk)
                 lines = "\n" + lines
                 self._needs_newline = False
-            append_text(self.events_path, lines)
+            if lines:
+                append_text(self.events_path, lines)
         for name, data in happened:
             for listener in self._listeners:
                 listener(name, data)

@@ -120,6 +120,7 @@ def build_request(
     cache_ttl: str | None = None,
     on_started: Callable[[], None] | None = None,
     first_message: str | None = None,
+    params: dict[str, Any] | None = None,
 ) -> Request:
     """The request for one attempt: a fresh session, with the previous answer on retries.
 
@@ -138,4 +139,7 @@ def build_request(
         meta=RequestMeta(course.code, phase.number, batch.number, attempt),
         cache_ttl=cache_ttl,
         on_started=on_started,
+        expected_output=round(phase.estimate.get("output_per_seed", 0) * len(batch.seed_ids))
+        or None,
+        params=dict(params or {}),
     )

@@ -15,6 +15,7 @@ from freshbatch.gate import RateGate
 from freshbatch.hooks import Hook, HookRunner
 from freshbatch.issues import ERROR
 from freshbatch.msgbatches import MessageBatchRun
+from freshbatch.pacing import Pacer
 from freshbatch.phase_run import AttemptOptions, PhaseRun
 from freshbatch.phases import PhaseDef, load_phases, resolve_phase
 from freshbatch.pricing import Pricing
@@ -38,6 +39,7 @@ from freshbatch.store import (
     new_run_id,
     record_plan,
 )
+from freshbatch.thinking import request_params
 from freshbatch.workspace import DEFAULT_MODEL, Course, Workspace
 
 __all__ = ["PhaseResult", "RunOptions", "RunResult", "run", "dry_run", "prompt_request"]
@@ -139,10 +141,21 @@ def run(
         hooks = HookRunner(settings.hooks + course.hooks + options.hooks, course.code,
                            str(course.folder), progress.event)  # fmt: skip
         progress.listen(hooks.on_event)
+        pacer = Pacer(
+            concurrency,
+            settings.output_charge,
+            on_change=progress.set_pacing,
+            on_cap=lambda wanted, limit: progress.warn(
+                0,
+                f"the account's output limit is {limit} tokens per minute, below a phase's "
+                f"max_tokens {wanted}: requests ask for at most {limit}",
+            ),
+        )
         gate = RateGate(
-            options.max_consecutive_pauses or workspace.settings().max_consecutive_pauses,
+            options.max_consecutive_pauses or settings.max_consecutive_pauses,
             on_pause=lambda status, seconds: progress.pause(status, seconds),
             on_resume=progress.resume,
+            pacer=pacer,
         )
         status = "idle"  # also after a provider error or Ctrl-C: resumable, no batch failed
         progress.start_run(
@@ -249,7 +262,12 @@ def _run_phases(
     runs: dict[int, PhaseRun], provider: Provider, model: str, progress: Progress,
     gate: RateGate, options: RunOptions, concurrency: int,
 ) -> list[PhaseResult]:  # fmt: skip
-    attempt_options = AttemptOptions(options.max_attempts, options.retry, options.cache_ttl)
+    course = next(iter(runs.values())).course
+    settings = next(iter(runs.values())).settings
+    attempt_options = AttemptOptions(
+        options.max_attempts, options.retry, options.cache_ttl,
+        thinking=course.thinking or settings.thinking, effort=course.effort or settings.effort,
+    )  # fmt: skip
     if options.via == "batches":
         return _run_message_batches(runs, provider, model, attempt_options, gate, options)
     scheduler = Scheduler(
@@ -318,9 +336,16 @@ def prompt_request(
     earlier = phase_run.bodies[: batch_number - 1]
     batch_input = phase.module.batch_input(phase_run.context, batch, earlier)
     chosen = model or course.model or workspace.settings().model or DEFAULT_MODEL
-    return build_request(
-        phase, course, chosen, batch, len(plan), batch_input, attempt, RunOptions().max_attempts
+    settings = workspace.settings()
+    params, _ = request_params(
+        chosen,
+        phase.thinking or course.thinking or settings.thinking,
+        phase.effort or course.effort or settings.effort,
     )
+    return build_request(
+        phase, course, chosen, batch, len(plan), batch_input, attempt, RunOptions().max_attempts,
+        params=params,
+    )  # fmt: skip
 
 
 def dry_run(

@@ -196,7 +196,7 @@ class Scheduler:
         result.ran.append(batch)
         result.usage = result.usage + usage
         pricing = self.runs[phase].pricing
-        cost = pricing.cost(usage, self.model, cache_ttl=self.options.cache_ttl)
+        cost = pricing.cost(usage, self.model, cache_ttl=self.options.cache_ttl) or 0.0
         result.cost_usd = round(result.cost_usd + cost, 6)
 
     def _propagate(self, upstream: PhaseRun) -> None:
@@ -211,7 +211,7 @@ class Scheduler:
         usage = answer.usage
         prefix = self.runs[phase].prefix_tokens_estimate()
         minimum = self.runs[phase].pricing.min_cache_tokens(self.model)
-        if prefix < minimum:
+        if minimum is not None and prefix < minimum:
             self.progress.warn(
                 phase,
                 f"phase {phase}: the cached prefix is about {prefix} tokens, shorter than the "

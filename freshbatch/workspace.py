@@ -13,13 +13,16 @@ from freshbatch.batching import BatchPlan, plan_batches
 from freshbatch.errors import InputError
 from freshbatch.files import file_exists, read_json, read_yaml, shown
 from freshbatch.hooks import Hook, parse_hooks
+from freshbatch.models import default_model
 
-DEFAULT_MODEL = "claude-sonnet-4-6"
+DEFAULT_MODEL = default_model()  # the current recommended Sonnet, from freshbatch/models.yaml
 SEVERITIES = ("error", "warning", "off")
 COURSE_CODE = re.compile(r"[a-z0-9_]+")
 LANGUAGE_CODE = re.compile(r"[a-z]{3}")
 _SEED_ID = re.compile(r"S\d{4}")
 _COURSE_KEYS = {
+    "thinking",
+    "effort",
     "code",
     "target",
     "known",
@@ -59,6 +62,8 @@ class Course:
     model: str | None = None
     rules: dict[str, str] = field(default_factory=dict)
     hooks: tuple[Hook, ...] = ()
+    thinking: str | None = None  # off | adaptive, over freshbatch.yaml's
+    effort: str | None = None
 
     @property
     def config_path(self) -> Path:
@@ -98,10 +103,24 @@ class Settings:
     max_consecutive_pauses: int = 10
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
     hooks: tuple[Hook, ...] = ()
+    # how the account's API charges output tokens against its per-minute limit: "reserve"
+    # (max_tokens when a request starts, settled when it ends: Anthropic's API) or "actual"
+    output_charge: str = "reserve"
+    thinking: str | None = None  # off | adaptive (None: the documented default, off)
+    effort: str | None = None  # low | medium | high | ... (None: the model's default)
 
 
-_SETTINGS_KEYS = {"model", "concurrency", "max_consecutive_pauses", "prices", "hooks"}
-_PRICE_KEYS = {"input", "output", "cache_write", "cache_read", "min_cache_tokens"}
+_SETTINGS_KEYS = {
+    "model", "concurrency", "max_consecutive_pauses", "prices", "output_charge", "thinking",
+    "effort", "hooks",
+}  # fmt: skip
+_PRICE_KEYS = {
+    "input", "output", "cache_write", "cache_write_1h", "cache_read", "batch_discount",
+    "min_cache_tokens",
+}  # fmt: skip
+OUTPUT_CHARGES = ("reserve", "actual")
+THINKING = ("off", "adaptive")
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
 
 
 @dataclass(frozen=True)
@@ -184,7 +203,22 @@ def parse_settings(raw: Any, where: str) -> Settings:
         ),
         prices={str(k): dict(v) for k, v in prices.items()},
         hooks=parse_hooks(raw.get("hooks"), where),
+        output_charge=_choice(raw, "output_charge", OUTPUT_CHARGES, where) or "reserve",
+        thinking=_choice(raw, "thinking", THINKING, where),
+        effort=_choice(raw, "effort", EFFORTS, where),
     )
+
+
+def _choice(raw: dict[str, Any], key: str, allowed: tuple[str, ...], where: str) -> str | None:
+    """An optional setting that must be one of `allowed`."""
+    if key not in raw:
+        return None
+    value = raw[key]
+    if value is False and key == "thinking":
+        value = "off"  # YAML reads a bare `off` as false
+    if not isinstance(value, str) or value not in allowed:
+        raise InputError(f"{where}: {key} is {value!r}; use one of {', '.join(allowed)}")
+    return value
 
 
 def is_workspace(folder: Path) -> bool:
@@ -238,6 +272,8 @@ def parse_course(folder: Path, raw: Any) -> Course:
         model=_text(raw, "model", where) if "model" in raw else None,
         rules=_rules(raw.get("rules"), where),
         hooks=parse_hooks(raw.get("hooks"), where),
+        thinking=_choice(raw, "thinking", THINKING, where),
+        effort=_choice(raw, "effort", EFFORTS, where),
     )
 
 

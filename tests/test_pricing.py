@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from freshbatch import cli
-from freshbatch.pricing import DEFAULT_PRICES, Pricing
+from freshbatch.pricing import Pricing
 from freshbatch.providers import Usage
 from freshbatch.runner import run
 from freshbatch.workspace import Workspace
@@ -67,36 +67,55 @@ def test_haiku_and_opus_prices() -> None:
 
 
 @pytest.mark.parametrize(
-    ("model", "entry"),
+    ("model", "prices"),
     [
-        ("claude-opus-4-5-20251101", "claude-opus-4-5"),  # not the shorter claude-opus-4
-        ("claude-opus-4-1-20250805", "claude-opus-4"),
-        ("claude-sonnet-4-5-20250929", "claude-sonnet-4"),
-        ("claude-haiku-4-5", "claude-haiku-4-5"),
-        ("claude-3-5-haiku-latest", "claude-3-5-haiku"),
+        ("claude-sonnet-5-5", (2.0, 10.0)),
+        ("claude-opus-4-5-20251101", (5.0, 25.0)),  # a dated snapshot of claude-opus-4-5
+        ("claude-sonnet-4-5", (3.0, 15.0)),  # an alias of claude-sonnet-4-5-20250929
+        ("claude-haiku-4-5", (1.0, 5.0)),
+        ("claude-opus-5-5", (4.0, 20.0)),
     ],
 )
-def test_longest_matching_prefix_wins(model: str, entry: str) -> None:
-    assert Pricing().price(model) == DEFAULT_PRICES[entry]
+def test_models_found_by_id_alias_or_dated_snapshot(
+    model: str, prices: tuple[float, float]
+) -> None:
+    price = Pricing().price(model)
+    assert price is not None and (price.input, price.output) == prices
 
 
-def test_unknown_model_falls_back_to_sonnet_prices() -> None:
-    price = Pricing().price("some-other-model")
-    assert (price.input, price.output) == (3.0, 15.0)
-    assert price.min_cache_tokens == 1024
-    assert Pricing().cost(Usage(input_tokens=M), "gpt-x") == pytest.approx(3.0)
+@pytest.mark.parametrize("model", ["some-other-model", "claude-sonnet-4", "claude-opus-4-5x"])
+def test_an_unknown_model_has_no_price_and_no_cost(model: str) -> None:
+    """Never another model's price: an id that is neither in the table nor a dated
+    snapshot of one is unknown."""
+    assert Pricing().price(model) is None
+    assert Pricing().cost(Usage(input_tokens=M), model) is None
+
+
+def test_a_price_in_freshbatch_yaml_makes_a_model_known() -> None:
+    pricing = Pricing.with_overrides({"my-model": {"input": 1.0, "output": 2.0}})
+    assert pricing.cost(Usage(input_tokens=M, output_tokens=M), "my-model-v2") == 3.0
+    assert Pricing.with_overrides({"my-model": {"output": 2.0}}).price("my-model") is None
+
+
+def test_long_context_band_prices_the_whole_request() -> None:
+    """Haiku 5.5: a prompt over 100,000 tokens pays the long-context prices."""
+    short = Pricing().cost(Usage(input_tokens=100_000, output_tokens=M), "claude-haiku-5-5")
+    long = Pricing().cost(Usage(input_tokens=100_001, output_tokens=M), "claude-haiku-5-5")
+    assert short == pytest.approx(100_000 * 0.1 / M + 0.5)
+    assert long == pytest.approx(100_001 * 0.5 / M + 2.5)
 
 
 def test_min_cache_tokens_per_model() -> None:
     assert Pricing().min_cache_tokens("claude-haiku-4-5") == 4096
     assert Pricing().min_cache_tokens("claude-opus-4-5") == 4096
     assert Pricing().min_cache_tokens(SONNET) == 1024
-    assert Pricing().min_cache_tokens("claude-3-5-haiku-20241022") == 2048
+    assert Pricing().min_cache_tokens("claude-sonnet-5-5") is None  # not documented
 
 
 def test_partial_override_keeps_the_rest() -> None:
     pricing = Pricing.with_overrides({"claude-sonnet-4": {"output": 10.0}})
     price = pricing.price(SONNET)
+    assert price is not None
     assert (price.input, price.output, price.cache_write, price.min_cache_tokens) == (
         3.0,
         10.0,
@@ -107,25 +126,32 @@ def test_partial_override_keeps_the_rest() -> None:
     # overriding input moves the derived cache prices with it, unless they are given
     pricing = Pricing.with_overrides({"claude-sonnet-4": {"input": 2.0, "cache_read": 0.5}})
     price = pricing.price(SONNET)
+    assert price is not None
     assert (price.input, price.output, price.cache_write, price.cache_read) == (2, 15, 2.5, 0.5)
-    # other models keep their defaults
-    assert pricing.price("claude-haiku-4-5") == DEFAULT_PRICES["claude-haiku-4-5"]
+    # other models keep their own
+    assert pricing.price("claude-haiku-4-5") == Pricing().price("claude-haiku-4-5")
 
 
-def test_override_of_a_more_specific_name_starts_from_its_current_price() -> None:
-    pricing = Pricing.with_overrides({"claude-opus-4-5-custom": {"output": 1.0}})
-    price = pricing.price("claude-opus-4-5-custom-001")
-    assert (price.input, price.output, price.min_cache_tokens) == (5.0, 1.0, 4096)
-    assert pricing.price("claude-opus-4-5") == DEFAULT_PRICES["claude-opus-4-5"]
+def test_override_of_a_more_specific_name_applies_to_it_alone() -> None:
+    pricing = Pricing.with_overrides({"claude-opus-4-5-2025": {"output": 1.0}})
+    price = pricing.price("claude-opus-4-5-20251101")
+    assert price is not None and (price.input, price.output, price.min_cache_tokens) == (
+        5.0,
+        1.0,
+        4096,
+    )
+    assert pricing.price("claude-opus-4-5") == Pricing().price("claude-opus-4-5")
 
 
 def test_freshbatch_yaml_prices_reach_the_pricing(workspace: Workspace) -> None:
     write_settings(
         workspace,
-        {"prices": {"claude-sonnet-4": {"input": 1, "output": 2}, "my-model": {"input": 10}}},
-    )
+        {"prices": {"claude-sonnet-4": {"input": 1, "output": 2},
+                    "my-model": {"input": 10, "output": 15}, "half-model": {"input": 10}}},
+    )  # fmt: skip
     pricing = Pricing.with_overrides(workspace.settings().prices)
     sonnet = pricing.price(SONNET)
+    assert sonnet is not None
     assert (sonnet.input, sonnet.output, sonnet.cache_write, sonnet.cache_read) == (
         1.0,
         2.0,
@@ -133,7 +159,8 @@ def test_freshbatch_yaml_prices_reach_the_pricing(workspace: Workspace) -> None:
         pytest.approx(0.1),
     )
     mine = pricing.price("my-model-7")
-    assert (mine.input, mine.output, mine.cache_write) == (10.0, 15.0, 12.5)
+    assert mine is not None and (mine.input, mine.output, mine.cache_write) == (10.0, 15.0, 12.5)
+    assert pricing.price("half-model") is None  # no output price: still unknown
 
 
 @pytest.mark.parametrize(

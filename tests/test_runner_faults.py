@@ -277,7 +277,7 @@ def test_too_many_transport_retries_exit_3_and_stay_resumable(
 ) -> None:
     policy = RetryPolicy(transport_retries=2, base_seconds=0.01, max_seconds=0.05)
     monkeypatch.setattr(cli, "RunOptions", functools.partial(RunOptions, retry=policy))
-    api.enqueue(*[Reply.error(529)] * 4)
+    api.enqueue(*[Reply.error(500)] * 4)
     assert run_cli(workspace, "phase1", demo) == 3
     assert len(api.message_requests()) == 3, "one request and two transport retries"
     err = capsys.readouterr().err
@@ -286,7 +286,7 @@ def test_too_many_transport_retries_exit_3_and_stay_resumable(
     assert not (folder / "seed_pairs.json").exists()
     assert batch_entry(folder, 1, 1)["status"] != "running"
     assert progress(folder)["status"] != "running"
-    # resumable: a later run (one 529 still queued) merges everything
+    # resumable: a later run (one 500 still queued) merges everything
     assert api.pending == 1
     assert run(workspace, "phase1", demo, fast()).ok
     assert_same_content(folder, demo_reference, (1,))

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from freshbatch.ratelimits import RateLimits
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,10 @@ class Request:
     max_tokens: int
     meta: RequestMeta
     cache_ttl: str | None = None  # None: the API default (5 minutes); "1h" for long jobs
+    # output tokens the phase expects (phase.yaml estimate), until answers were observed
+    expected_output: int | None = field(default=None, compare=False)
+    # further body parameters in the form the model accepts (thinking, output_config)
+    params: Mapping[str, Any] = field(default_factory=dict)
     # called once the response has started (the prompt cache is written by then)
     on_started: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
@@ -68,6 +74,7 @@ class Request:
             "max_tokens": self.max_tokens,
             "system": blocks,
             "messages": [{"role": m.role, "content": m.text} for m in self.messages],
+            **self.params,
         }
 
 
@@ -113,6 +120,7 @@ class Answer:
     # variables set, stdin, version, the CLI's JSON result); the transcript's "request"
     sent: dict[str, Any] | None = field(default=None, compare=False, repr=False)
     prefix_sha256: str | None = None  # SHA-256 of the system bytes sent, when not the request's
+    limits: RateLimits | None = field(default=None, compare=False, repr=False)  # its headers
 
     @property
     def is_truncated(self) -> bool:
@@ -121,7 +129,7 @@ class Answer:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["usage"] = self.usage.to_dict()
-        del data["sent"], data["prefix_sha256"]
+        del data["sent"], data["prefix_sha256"], data["limits"]
         return data
 
     @classmethod

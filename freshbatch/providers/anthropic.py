@@ -12,10 +12,12 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from freshbatch.errors import ProviderError, TransientError
 from freshbatch.providers import Answer, ProviderConfig, Request, Usage
+from freshbatch.ratelimits import RateLimits
 
 if TYPE_CHECKING:
     import anthropic
@@ -150,8 +152,10 @@ class AnthropicProvider:
     def _create(self, client: anthropic.Anthropic, request: Request) -> Answer:
         """One non-streamed request."""
         started = time.monotonic()
-        message: Message = client.messages.create(**_params(request))
-        return _answer(message, time.monotonic() - started, None, message._request_id)
+        raw = client.messages.with_raw_response.create(**_params(request))
+        message: Message = raw.parse()
+        answer = _answer(message, time.monotonic() - started, None, message._request_id)
+        return replace(answer, limits=RateLimits.from_headers(raw.headers))
 
     def _stream(self, client: anthropic.Anthropic, request: Request) -> Answer:
         """One streamed request, its server-sent events read as plain JSON.
@@ -165,13 +169,14 @@ class AnthropicProvider:
         params = {**_params(request), "stream": True}
         with client.messages.with_streaming_response.create(**params) as response:
             request.notify_started()  # status 200 and headers are in: the cache is written
+            limits = RateLimits.from_headers(response.headers)
             state = _StreamState(request.model)
             for data in sse_data(response.iter_bytes()):
                 state.take(json.loads(data), started)
             request_id = response.headers.get("request-id")
         if not state.stopped:
             raise TransientError("anthropic: stream ended before message_stop")
-        return state.answer(time.monotonic() - started, request_id)
+        return replace(state.answer(time.monotonic() - started, request_id), limits=limits)
 
     def _status_error(self, exc: anthropic.APIStatusError, model: str) -> Exception:
         """Translate an HTTP error (or an error event inside a 200 stream)."""
@@ -184,8 +189,13 @@ class AnthropicProvider:
         if status < 400:  # an error event inside a 200 stream (e.g. overloaded_error)
             return TransientError(f"anthropic: stream failed ({detail})")
         if status in (408, 409, 429) or status >= 500:
-            retry_after = parse_retry_after(exc.response.headers)
-            return TransientError(f"anthropic: {detail}", retry_after=retry_after, status=status)
+            headers = exc.response.headers
+            return TransientError(
+                f"anthropic: {detail}",
+                retry_after=parse_retry_after(headers),
+                status=status,
+                limits=RateLimits.from_headers(headers),
+            )
         return ProviderError(f"anthropic: request refused ({detail})")
 
 

@@ -40,6 +40,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.fakes.ratelimits import RateLimiter
+
 __all__ = [
     "FakeMessagesAPI",
     "PromptCache",
@@ -64,6 +66,47 @@ DEFAULT_ERROR_TYPES: dict[int, str] = {
 }
 
 BATCHES_PATH = "/v1/messages/batches"
+
+# What some models refuse or do by default, as Anthropic's model pages say (see the sources
+# in freshbatch/models.yaml, read 2026-12-02): Sonnet 5 answers 400 to non-default sampling
+# parameters and to manual extended thinking; models whose adaptive thinking is always on
+# (Opus 5.5, Fable 5 and 5.1) answer 400 to thinking disabled; adaptive models think unless
+# told not to, and thinking is billed as output (here: twice the answer's tokens).
+MODEL_RULES: dict[str, dict[str, bool]] = {
+    "claude-sonnet-5": {"thinks": True, "no_sampling": True, "no_manual_thinking": True},
+    "claude-sonnet-5-5": {"thinks": True},
+    "claude-opus-5-5": {"thinks": True, "always_thinks": True},
+    "claude-fable-5": {"thinks": True, "always_thinks": True, "no_manual_thinking": True},
+    "claude-fable-5-1": {"thinks": True, "always_thinks": True},
+}
+SAMPLING_DEFAULTS = {"temperature": 1.0, "top_p": None, "top_k": None}
+
+
+def refused_parameter(body: JSON) -> Reply | None:
+    """A 400 for a parameter the model refuses (MODEL_RULES), else None."""
+    rules = MODEL_RULES.get(str(body.get("model")), {})
+    thinking = body.get("thinking") if isinstance(body.get("thinking"), dict) else {}
+    if rules.get("no_sampling"):
+        for name, default in SAMPLING_DEFAULTS.items():
+            if name in body and body[name] != default:
+                return Reply.error(400, "invalid_request_error",
+                                   f"{name}: not supported for this model")  # fmt: skip
+    if rules.get("no_manual_thinking") and thinking.get("type") == "enabled":
+        return Reply.error(400, "invalid_request_error", "thinking.type enabled: use adaptive")
+    if rules.get("always_thinks") and thinking.get("type") == "disabled":
+        return Reply.error(400, "invalid_request_error", "thinking cannot be disabled")
+    return None
+
+
+def thinking_tokens(request: JSON, reply: Reply) -> int:
+    """Hidden thinking billed as output: adaptive models think unless thinking is disabled."""
+    rules = MODEL_RULES.get(str(request.get("model")), {})
+    thinking = request.get("thinking") if isinstance(request.get("thinking"), dict) else {}
+    if not rules.get("thinks") or thinking.get("type") == "disabled":
+        return 0
+    return 2 * (estimate_tokens(reply.text) or 1)
+
+
 MODELS_PATH = "/v1/models"
 # what GET /v1/models lists by default, newest first (as the real API orders them)
 LISTED_MODELS = (
@@ -384,6 +427,7 @@ class Outcome:
     delay: float = 0.0
     drop: bool = False
     stream_seconds: float = 0.0  # spread the SSE events over this long (generation time)
+    on_done: Callable[[], None] | None = None  # called once the answer is written (or dropped)
 
 
 def _json_outcome(status: int, body: Any, headers: dict[str, str] | None = None) -> Outcome:
@@ -501,10 +545,14 @@ class _Handler(BaseHTTPRequestHandler):
         outcome = app.dispatch(self.command, self.path, headers, raw)
         if outcome.delay and app._stopping.wait(outcome.delay):
             outcome = Outcome(drop=True)
-        if outcome.drop:
-            self.close_connection = True
-            return
-        self._write(outcome)
+        try:
+            if outcome.drop:
+                self.close_connection = True
+                return
+            self._write(outcome)
+        finally:
+            if outcome.on_done is not None:
+                outcome.on_done()
 
     def _write(self, outcome: Outcome) -> None:
         """Write status, headers and body (chunked for SSE)."""
@@ -555,6 +603,7 @@ class FakeMessagesAPI:
     def __init__(self, *, batch_polls_until_end: int = 1, stream_chunk_chars: int = 8) -> None:
         """Configure the fake; call start() or use it as a context manager."""
         self.responder: Responder | None = None
+        self.rate_limiter: RateLimiter | None = None  # tests.fakes.ratelimits: 429s, headers
         self.unknown_models: set[str] = set()
         self.listed_models: list[str] = list(LISTED_MODELS)
         self.expected_api_key: str | None = None
@@ -743,18 +792,48 @@ class FakeMessagesAPI:
                 return Reply.error(400, "invalid_request_error", f"{name}: Field required")
         if body["model"] in self.unknown_models:
             return Reply.error(404, "not_found_error", f"model: {body['model']}")
-        return None
+        return refused_parameter(body)
 
     def _create_message(self, body: Any) -> Outcome:
         """Answer POST /v1/messages with JSON or SSE."""
         invalid = self._validate(body)
         if invalid is not None:
             return self._error(invalid)
+        admission = None
+        if self.rate_limiter is not None:  # before a reply is taken: a 429 uses none
+            admission, limits = self.rate_limiter.admit(
+                int(body["max_tokens"]), input_token_estimate(body)
+            )
+            if admission is None:
+                return self._error(Reply.error(429, "rate_limit_error", "rate limited", limits))
         reply = self._next_reply(body)
+        if (reply.drop or reply.is_error) and self.rate_limiter and admission:
+            self.rate_limiter.finish(admission, 0)  # nothing generated: the reservation back
         if reply.drop:
             return Outcome(drop=True, delay=reply.delay)
         if reply.is_error:
             return self._error(reply)
+        outcome_hook: Callable[[], None] | None = None
+        if self.rate_limiter is not None and admission is not None:
+            limiter, spent, taken = self.rate_limiter, self._output_tokens(body, reply), admission
+            limits = limiter.charge(spent)
+            outcome_hook = lambda: limiter.finish(taken, spent)  # noqa: E731
+            reply = replace(reply, headers={**limits, **reply.headers})
+        outcome = self._message_outcome(body, reply)
+        outcome.on_done = outcome_hook
+        return outcome
+
+    @staticmethod
+    def _output_tokens(request: JSON, reply: Reply) -> int:
+        """The output tokens a reply uses: all of max_tokens on a max_tokens stop."""
+        if reply.usage and "output_tokens" in reply.usage:
+            return int(reply.usage["output_tokens"])
+        if reply.stop_reason == "max_tokens":
+            return int(request.get("max_tokens") or 1)
+        return estimate_tokens(reply.text) or 1
+
+    def _message_outcome(self, body: JSON, reply: Reply) -> Outcome:
+        """The 200 answer to a message request: JSON, or SSE when the body asks to stream."""
         message = self.build_message(body, reply)
         if body.get("stream"):
             headers = {
@@ -777,11 +856,7 @@ class FakeMessagesAPI:
         usage: dict[str, Any] = {
             "input_tokens": cached.input_tokens,
             # a max_tokens stop used the whole budget, as the real API reports it
-            "output_tokens": (
-                int(request.get("max_tokens") or 1)
-                if reply.stop_reason == "max_tokens"
-                else estimate_tokens(reply.text) or 1
-            ),
+            "output_tokens": self._output_tokens(request, reply) + thinking_tokens(request, reply),
             "cache_creation_input_tokens": cached.cache_creation_input_tokens,
             "cache_read_input_tokens": cached.cache_read_input_tokens,
             **(reply.usage or {}),
