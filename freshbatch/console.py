@@ -236,6 +236,8 @@ def print_plan(console: Console, plan: Any) -> None:
     if cost is None:
         console.print(f"cost unknown: no price for {plan.model}; add its price under prices: "
                       "in freshbatch.yaml (see `freshbatch models`)")  # fmt: skip
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
 
 
 def _money(value: float | None, digits: int) -> str:

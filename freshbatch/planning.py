@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from freshbatch.batching import Batch
 from freshbatch.phase_run import PhaseRun
 from freshbatch.phases import load_phases
 from freshbatch.pricing import Pricing
-from freshbatch.progress import ReadOnlyProgress
+from freshbatch.progress import ReadOnlyProgress, read_progress
 from freshbatch.prompts import build_request, system_blocks
 from freshbatch.providers import Usage
 from freshbatch.runner import phase_numbers
@@ -46,6 +47,7 @@ class Plan:
     via: str
     batches: list[BatchEstimate] = field(default_factory=list)
     merged: dict[int, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def total(self, phase: int | None = None) -> tuple[Usage, float | None]:
         """Tokens and cost of the chosen batches (cost None when the model has no price)."""
@@ -70,6 +72,7 @@ class Plan:
                 for b in self.batches
             ],
             "totals": {"tokens": _tokens(usage), "cost_usd": cost},
+            "warnings": self.warnings,
             **({} if cost is not None or not self.batches else
                {"cost_unknown": f"no price for {self.model}; add its price under prices: "
                                 "in freshbatch.yaml"}),
@@ -93,10 +96,18 @@ def plan_phase(
     pricing = Pricing.with_overrides(workspace.settings().prices)
     plan = course.plan()
     result = Plan(course.code, chosen, via)
+    limit = _known_output_limit(course.state_dir)
     for number in phase_numbers(phases, phase_name, workspace):
         progress = ReadOnlyProgress(course.state_dir, course.code, plan, [number])
         phase_run = PhaseRun(workspace, phases, phases[number], course, progress, pricing)
         result.merged[number] = len(phase_run.bodies)
+        wanted = phases[number].max_tokens
+        if limit is not None and wanted > limit and len(phase_run.bodies) < len(plan):
+            result.warnings.append(
+                f"phase{number}: max_tokens {wanted} is above the account's output limit of "
+                f"{limit} tokens a minute (seen in the last run's headers); requests will ask "
+                f"for at most {limit}"
+            )
         prefix = len("".join(system_blocks(phase_run.phase, course))) // CHARS_PER_TOKEN
         per_seed_out = _measured_output_per_seed(phase_run)
         first = True
@@ -167,3 +178,11 @@ def _transcript_output(phase_run: PhaseRun, merged: int) -> int | None:
             return None
         total += int(found.get("output_tokens") or 0)
     return total
+
+
+def _known_output_limit(state_dir: Path) -> int | None:
+    """The output-tokens-per-minute limit the last run's headers showed, if any."""
+    state = read_progress(state_dir) or {}
+    limits = (state.get("pacing") or {}).get("limits") or {}
+    limit = (limits.get("output-tokens") or {}).get("limit")
+    return int(limit) if isinstance(limit, int) else None

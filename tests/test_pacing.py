@@ -233,6 +233,12 @@ def test_max_tokens_above_the_output_limit_is_capped_so_the_run_gets_through(
     folder = workspace.courses_dir / course
     warnings = [e for e in events(folder) if e["event"] == "run:warning"]
     assert len(warnings) == 1 and "3000" in warnings[0]["message"]
+    # once the limit is known, plan says so beforehand for every phase still to run
+    from freshbatch.planning import plan_phase
+
+    plan = plan_phase(workspace, "all", course)
+    said = " ".join(plan.warnings)
+    assert "phase1: max_tokens 8000" in said and "phase3: max_tokens 32000" in said
 
 
 def test_two_runs_on_one_account_both_finish(
