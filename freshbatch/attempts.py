@@ -70,10 +70,16 @@ class BatchOutcome:
 
     body: dict[str, Any] | None
     attempts: tuple[AttemptRecord, ...]
+    stopped: Issue | None = None  # why no further attempt ran (batch-timeout)
 
     @property
     def last_issues(self) -> tuple[Issue, ...]:
-        return self.attempts[-1].issues if self.attempts else ()
+        last = self.attempts[-1].issues if self.attempts else ()
+        return last if self.stopped is None or self.stopped in last else (self.stopped, *last)
+
+
+class BatchTimeout(Exception):
+    """The batch's attempts used up their --batch-timeout (ends the batch, not the run)."""
 
 
 def judge_answer(
@@ -228,16 +234,23 @@ def call_provider(
     policy: RetryPolicy,
     gate: RateGate,
     spend: Spend | None = None,
+    deadline: float | None = None,
 ) -> tuple[Answer, int]:
     """provider.complete with transport retries and pacing (see with_retries).
 
     Each try sends max_tokens capped at the account's output limit, once the headers have
-    shown it (a larger reservation could never be made)."""
+    shown it (a larger reservation could never be made). With a `deadline` (monotonic),
+    each try's timeout is cut to the time left, and BatchTimeout is raised once none is."""
     cost = Cost(f"phase{request.meta.phase}", request.max_tokens, request.expected_output)
 
     def send() -> Answer:
         fitted = gate.fit_max_tokens(request.max_tokens)
         sent = request if fitted == request.max_tokens else replace(request, max_tokens=fitted)
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BatchTimeout()
+            sent = replace(sent, timeout=left)
         return provider.complete(sent)
 
     answer, retries = with_retries(send, provider.name, policy, gate, spend, cost)
@@ -270,16 +283,27 @@ def run_attempts(
     policy: RetryPolicy,
     record: Callable[[Request, AttemptRecord, dict[str, Any]], None],
     gate: RateGate,
+    batch_timeout: float | None = None,
 ) -> BatchOutcome:
-    """Attempts 1..max_attempts, each a fresh request; stops at the first valid answer."""
+    """Attempts 1..max_attempts, each a fresh request; stops at the first valid answer,
+    or once the attempts together took `batch_timeout` seconds (the batch fails)."""
     records: list[AttemptRecord] = []
     retry: Retry | None = None
+    deadline = None if batch_timeout is None else time.monotonic() + batch_timeout
     for attempt in range(1, max_attempts + 1):
+        if deadline is not None and time.monotonic() >= deadline:
+            return BatchOutcome(None, tuple(records), timed_out(batch, batch_timeout))
         request = build(attempt, retry)
         timings = Timings()
         spend = Spend()
         try:
-            answer, retries = call_provider(provider, request, policy, gate, spend)
+            answer, retries = call_provider(provider, request, policy, gate, spend, deadline)
+        except BatchTimeout:
+            issue = timed_out(batch, batch_timeout)
+            cut = AttemptRecord(attempt, None, (issue,), 0, spend.usage, issue.message)
+            records.append(cut)
+            record(request, cut, timings.done())
+            return BatchOutcome(None, tuple(records), issue)
         except ProviderError as exc:
             if spend.usage != Usage() or exc.sent is not None:  # paid for, or worth a look
                 failed = AttemptRecord(attempt, None, (), 0, spend.usage, str(exc), exc.sent)
@@ -294,6 +318,16 @@ def run_attempts(
             return BatchOutcome(body, tuple(records))
         retry = Retry(answer.text, tuple(issues))
     return BatchOutcome(None, tuple(records))
+
+
+def timed_out(batch: int, seconds: float | None) -> Issue:
+    return Issue(
+        ERROR,
+        "batch-timeout",
+        f"batch {batch}: its attempts took longer than --batch-timeout {seconds:g}s; "
+        "raise it, or run again to retry the batch",
+        batch,
+    )
 
 
 def total_usage(outcome: BatchOutcome) -> Usage:

@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay provider: recordings folder (default: the course's recordings/)",
     )
     run.add_argument("--timeout", type=float, default=600.0, help="seconds per request (600)")
+    run.add_argument(
+        "--batch-timeout", type=float, metavar="SECONDS",
+        help="wall-clock seconds for all the attempts of one batch; past it the batch fails "
+        "(rule batch-timeout) and the failure policy applies (default: no limit)",
+    )  # fmt: skip
+    add_escalation_options(run)
     policy = run.add_mutually_exclusive_group()
     policy.add_argument("--fail-fast", action="store_const", dest="on_failure", const="fail-fast",
                         help="stop at once when a batch used all its attempts")  # fmt: skip
@@ -125,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="price for the Messages API (default) or Message Batches (half price, 1h cache)",
     )  # fmt: skip
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    add_escalation_options(plan)
 
     status = commands.add_parser("status", help="show a course's progress")
     status.add_argument("course", help="course code")
@@ -160,6 +167,22 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"address to bind (default {DEFAULT_HOST}; any other is reachable from the network)",
     )
     return parser
+
+
+def add_escalation_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--escalate-model", metavar="M",
+        help="run the later attempts of a batch on model M (over the escalate: setting)",
+    )  # fmt: skip
+    command.add_argument(
+        "--escalate-from", type=int, metavar="N",
+        help="the first attempt run on the escalation model (default: escalate: setting, else 3)",
+    )  # fmt: skip
+
+
+def check_escalate_from(args: argparse.Namespace) -> None:
+    if args.escalate_from is not None and not 2 <= args.escalate_from <= 10:
+        raise InputError("--escalate-from must be between 2 and 10")
 
 
 def add_setup_commands(commands: Any) -> None:
@@ -283,6 +306,9 @@ def run_options(args: argparse.Namespace, batches: int | None) -> RunOptions:
         raise InputError("--max-pauses must be at least 1")
     if not 1 <= args.max_attempts <= 10:
         raise InputError("--max-attempts must be between 1 and 10")
+    check_escalate_from(args)
+    if args.batch_timeout is not None and not args.batch_timeout > 0:
+        raise InputError("--batch-timeout must be a positive number of seconds")
     try:
         command = tuple(shlex.split(args.command)) if args.command else ()
     except ValueError as exc:
@@ -303,6 +329,9 @@ def run_options(args: argparse.Namespace, batches: int | None) -> RunOptions:
         poll_seconds=args.poll_seconds,
         hooks=tuple(notify_hook(command) for command in args.notify),
         on_failure=args.on_failure or "stop",
+        escalate_model=args.escalate_model,
+        escalate_from=args.escalate_from,
+        batch_timeout=args.batch_timeout,
     )
 
 
@@ -328,7 +357,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    plan = plan_phase(find_workspace(args.root), args.phase, args.course, args.model, args.via)
+    check_escalate_from(args)
+    plan = plan_phase(
+        find_workspace(args.root), args.phase, args.course, args.model, args.via,
+        RunOptions(escalate_model=args.escalate_model, escalate_from=args.escalate_from),
+    )  # fmt: skip
     if args.json:
         print(json.dumps(plan.to_dict(), ensure_ascii=False, indent=2))
     else:

@@ -191,6 +191,8 @@ def print_summary(console: Console, progress: dict[str, Any]) -> None:
         if unknown
         else f"total cost ${totals.get('cost_usd', 0.0):.4f}"
     )
+    if not unknown and totals.get("escalation_cost_usd"):
+        line += f" (escalated attempts ${totals['escalation_cost_usd']:.4f} of it)"
     if eta:
         line += f", ETA {eta['at']} ({eta['seconds']:.0f}s)"
     if progress.get("stale"):
@@ -233,6 +235,8 @@ def print_plan(console: Console, plan: Any) -> None:
     usage, cost = plan.total()
     console.print(f"total: {_k(usage.output_tokens)} output tokens, {_money(cost, 2)} "
                   "(4 characters a token; retries not included)", style="dim")  # fmt: skip
+    for number, escalation in sorted(plan.escalation.items()):
+        console.print(f"phase {number}: {escalation.describe()}")
     if cost is None:
         console.print(f"cost unknown: no price for {plan.model}; add its price under prices: "
                       "in freshbatch.yaml (see `freshbatch models`)")  # fmt: skip

@@ -146,8 +146,9 @@ class MessageBatchRun:
         retry = self._retry_from_transcript(batch.number, attempt - 1) if attempt > 1 else None
         first = self._first_message(batch.number) if attempt > 1 else None
         batch_input = {} if first else self.phase_run.batch_input(batch)
+        model = self.options.model_for(attempt, self.model)
         return self.phase_run.request(
-            self.model, batch, batch_input, attempt, self.options, retry, first_message=first
+            model, batch, batch_input, attempt, self.options, retry, first_message=first
         )
 
     def _first_message(self, batch: int) -> str | None:
@@ -205,7 +206,8 @@ class MessageBatchRun:
                 issues = [Issue(ERROR, "answer-missing", f"the request {found}", batch.number)]
                 record = AttemptRecord(item["attempt"], None, tuple(issues), 0)
             phase_run.record(self.provider.name, request, record, {"finished_at": now_iso()},
-                             self.model, batch=True)  # fmt: skip
+                             request.model, batch=True,
+                             escalated=request.model != self.model)  # fmt: skip
             self.result.ran.append(batch.number)
             if record.is_valid and body is not None:
                 phase_run.finish(batch, body, issues)

@@ -23,7 +23,7 @@ from freshbatch.status import read_checked
 from freshbatch.store import PhaseStore
 from freshbatch.thinking import request_params
 from freshbatch.validation import load_context, make_checker
-from freshbatch.workspace import Course, Workspace
+from freshbatch.workspace import Course, Escalation, Workspace
 
 TRANSCRIPT_VERSION = 1
 MAX_PROGRESS_ERRORS = 20
@@ -38,6 +38,12 @@ class AttemptOptions:
     cache_ttl: str | None = None
     thinking: str | None = None  # freshbatch.yaml / course.yaml; a phase's own setting wins
     effort: str | None = None
+    escalate: Escalation | None = None  # later attempts on a stronger model
+    batch_timeout: float | None = None  # wall-clock seconds for all attempts of one batch
+
+    def model_for(self, attempt: int, model: str) -> str:
+        """The model attempt `attempt` runs on: the escalation model from its from_attempt."""
+        return model if self.escalate is None else self.escalate.model_for(attempt, model)
 
 
 class PhaseRun:
@@ -286,10 +292,13 @@ class PhaseRun:
         batch_input = self.batch_input(batch)
 
         def build(attempt: int, retry: Retry | None) -> Request:
-            return self.request(model, batch, batch_input, attempt, options, retry, on_started)
+            chosen = options.model_for(attempt, model)
+            return self.request(chosen, batch, batch_input, attempt, options, retry, on_started)
 
         def record(request: Request, attempt: AttemptRecord, timings: dict[str, Any]) -> None:
-            self.record(provider.name, request, attempt, timings, model)
+            escalated = request.model != model
+            self.record(provider.name, request, attempt, timings, request.model,
+                        escalated=escalated)  # fmt: skip
 
         self.progress.batch_started(number, batch.number)
         outcome = run_attempts(
@@ -301,6 +310,7 @@ class PhaseRun:
             options.retry,
             record,
             gate,
+            options.batch_timeout,
         )
         self.finish(batch, outcome.body, outcome.last_issues)
         return outcome
@@ -308,8 +318,9 @@ class PhaseRun:
     def finish(self, batch: Batch, answer: dict[str, Any] | None, issues: Sequence[Issue]) -> None:
         """Stage a valid answer, or mark the batch failed."""
         if answer is None:
+            errors = [i.to_dict() for i in issues if i.severity == ERROR][:MAX_PROGRESS_ERRORS]
             self.progress.batch_finished(
-                self.phase.number, batch.number, "failed", errors=len(issues)
+                self.phase.number, batch.number, "failed", errors=len(issues), last_errors=errors
             )
             return
         self.store.stage(batch.number, batch.seed_ids, answer)
@@ -323,8 +334,9 @@ class PhaseRun:
         timings: dict[str, Any],
         model: str,
         batch: bool = False,
+        escalated: bool = False,
     ) -> None:
-        """Write the attempt's transcript and update progress (tokens, cost, errors)."""
+        """Write the attempt's transcript and update progress (tokens, cost, errors, model)."""
         answer = attempt.answer
         usage = attempt.usage
         priced = self.pricing.cost(usage, model, batch=batch, cache_ttl=request.cache_ttl)
@@ -347,6 +359,7 @@ class PhaseRun:
                 "attempt": attempt.attempt,
                 "provider": provider_name,
                 "model": model,
+                **({"escalated": True} if escalated else {}),
                 "prefix_sha256": prefix,
                 "request": sent if sent is not None else request.to_dict(),
                 "answer": answer.to_dict() if answer else None,
@@ -365,5 +378,6 @@ class PhaseRun:
         errors = sorted(issues, key=lambda i: i["severity"] != ERROR)[:MAX_PROGRESS_ERRORS]
         blocking = [i for i in errors if i["severity"] == ERROR]
         self.progress.attempt_done(
-            self.phase.number, request.meta.batch, attempt.attempt, usage, cost, blocking
-        )
+            self.phase.number, request.meta.batch, attempt.attempt, usage, cost, blocking,
+            model=model, escalated=escalated,
+        )  # fmt: skip

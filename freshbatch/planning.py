@@ -5,13 +5,14 @@ the phase's `estimate:` in phase.yaml. Output tokens come from the phase's merge
 where there are some (tokens per seed in their transcripts, else the merged JSON's size),
 else from `estimate:`. Tokens are counted as 4 characters a token. Caching: the first
 request of a phase writes the instructions to the cache, every later one reads them.
-Retries are not included.
+Retries are not included, except escalation: with an `escalate:` model, the expected cost of
+the attempts it would run is shown apart, from the retry rate observed on the merged batches.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from freshbatch.pricing import Pricing
 from freshbatch.progress import ReadOnlyProgress, read_progress
 from freshbatch.prompts import build_request, system_blocks
 from freshbatch.providers import Usage
-from freshbatch.runner import phase_numbers
+from freshbatch.report import batch_transcripts
+from freshbatch.runner import RunOptions, choose_escalation, phase_numbers
 from freshbatch.workspace import DEFAULT_MODEL, Workspace
 
 CHARS_PER_TOKEN = 4
@@ -40,6 +42,40 @@ class BatchEstimate:
     output_source: str  # "merged" (measured) or "estimate" (phase.yaml)
 
 
+@dataclass(frozen=True)
+class EscalationEstimate:
+    """A phase's expected escalation cost: the share of merged batches that needed attempt
+    `from_attempt` or later, times the batches still to run priced on the stronger model."""
+
+    model: str
+    from_attempt: int
+    observed: int  # merged batches whose attempts are known
+    escalated: int  # of them, those that needed attempt from_attempt or later
+    cost_usd: float | None  # None: the escalation model has no price
+
+    @property
+    def rate(self) -> float:
+        return self.escalated / self.observed if self.observed else 0.0
+
+    def describe(self) -> str:
+        if not self.escalated:
+            seen = "no retries observed yet" if not self.observed else "no batch needed it yet"
+            return f"escalation to {self.model} from attempt {self.from_attempt}: {seen}, $0"
+        cost = "unknown" if self.cost_usd is None else f"${self.cost_usd:.2f}"
+        return (
+            f"escalation to {self.model} from attempt {self.from_attempt}: {self.escalated} of "
+            f"{self.observed} merged batches needed it ({self.rate:.0%}), expected {cost}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "from_attempt": self.from_attempt,
+            "observed_batches": self.observed, "escalated_batches": self.escalated,
+            "retry_rate": round(self.rate, 4), "cost_usd": self.cost_usd,
+            "note": self.describe(),
+        }  # fmt: skip
+
+
 @dataclass
 class Plan:
     course: str
@@ -48,6 +84,7 @@ class Plan:
     batches: list[BatchEstimate] = field(default_factory=list)
     merged: dict[int, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    escalation: dict[int, EscalationEstimate] = field(default_factory=dict)
 
     def total(self, phase: int | None = None) -> tuple[Usage, float | None]:
         """Tokens and cost of the chosen batches (cost None when the model has no price)."""
@@ -73,6 +110,8 @@ class Plan:
             ],
             "totals": {"tokens": _tokens(usage), "cost_usd": cost},
             "warnings": self.warnings,
+            **({"escalation": {f"phase{k}": e.to_dict() for k, e in self.escalation.items()}}
+               if self.escalation else {}),
             **({} if cost is not None or not self.batches else
                {"cost_unknown": f"no price for {self.model}; add its price under prices: "
                                 "in freshbatch.yaml"}),
@@ -87,11 +126,12 @@ def _tokens(usage: Usage) -> dict[str, int]:
 
 def plan_phase(
     workspace: Workspace, phase_name: str, course_code: str, model: str | None = None,
-    via: str = "messages",
+    via: str = "messages", options: RunOptions | None = None,
 ) -> Plan:  # fmt: skip
     """What running PHASE (or all) on COURSE would cost now; reads files, spends nothing."""
     phases = load_phases(workspace)
     course = workspace.load_course(course_code)
+    escalate = choose_escalation(options or RunOptions(), course, workspace.settings())
     chosen = model or course.model or workspace.settings().model or DEFAULT_MODEL
     pricing = Pricing.with_overrides(workspace.settings().prices)
     plan = course.plan()
@@ -126,7 +166,53 @@ def plan_phase(
             result.batches.append(BatchEstimate(
                 number, batch.number, batch.first_seed, batch.last_seed, usage, cost,
                 input_source, "merged" if per_seed_out else "estimate"))  # fmt: skip
+        if escalate is not None:
+            rows = [b for b in result.batches if b.phase == number]
+            result.escalation[number] = _escalation(
+                phase_run, rows, escalate.model, escalate.from_attempt, pricing, via)  # fmt: skip
     return result
+
+
+def _escalation(
+    phase_run: PhaseRun, rows: list[BatchEstimate], model: str, from_attempt: int,
+    pricing: Pricing, via: str,
+) -> EscalationEstimate:  # fmt: skip
+    """Each batch to run, priced on `model`, weighted by the observed escalation rate.
+
+    An escalated attempt cannot read the other model's prompt cache: its prefix is priced
+    as a cache write."""
+    attempts = _merged_attempts(phase_run)
+    escalated = sum(1 for n in attempts if n >= from_attempt)
+    estimate = EscalationEstimate(model, from_attempt, len(attempts), escalated, 0.0)
+    if not escalated:
+        return estimate
+    total = 0.0
+    for row in rows:
+        usage = replace(row.usage, cache_read_input_tokens=0,
+                        cache_creation_input_tokens=row.usage.cache_creation_input_tokens
+                        + row.usage.cache_read_input_tokens)  # fmt: skip
+        cost = pricing.cost(usage, model, batch=via == "batches",
+                            cache_ttl="1h" if via == "batches" else None)  # fmt: skip
+        if cost is None:
+            return replace(estimate, cost_usd=None)
+        total += cost
+    return replace(estimate, cost_usd=round(total * estimate.rate, 6))
+
+
+def _merged_attempts(phase_run: PhaseRun) -> list[int]:
+    """How many attempts each merged batch took: its transcripts, else progress.json."""
+    merged = len(phase_run.bodies)
+    transcripts = batch_transcripts(phase_run.course.state_dir, phase_run.phase.number)
+    found = []
+    for number in range(1, merged + 1):
+        attempts = transcripts.get(number)
+        if attempts:
+            found.append(max(int(a.get("attempt") or 0) for a in attempts))
+            continue
+        entry = phase_run.progress.batch(phase_run.phase.number, number)
+        if entry.get("attempts"):
+            found.append(int(entry["attempts"]))
+    return found
 
 
 def _input_tokens(phase_run: PhaseRun, batch: Batch, model: str, prefix: int) -> tuple[int, str]:

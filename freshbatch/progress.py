@@ -85,6 +85,8 @@ class Progress:
                         "last_errors": previous.get("last_errors", []),
                         "tokens": previous.get("tokens", _tokens(Usage())),
                         "cost_usd": previous.get("cost_usd", 0.0),
+                        "escalation_cost_usd": previous.get("escalation_cost_usd", 0.0),
+                        "models": previous.get("models", {}),
                         "started_at": previous.get("started_at"),
                         "finished_at": previous.get("finished_at"),
                     }
@@ -175,6 +177,7 @@ class Progress:
             entry = self._index[(phase, number)]
             entry.update(status="running", started_at=now_iso(), finished_at=None)
             entry["attempts"] = 0
+            entry["models"] = {}
             self._encoded.pop((phase, number), None)
             self.state["current"] = {"phase": phase, "batch": number}
         self.event("batch:start", {"phase": phase, "batch": number})
@@ -187,12 +190,20 @@ class Progress:
         usage: Usage,
         cost: float,
         errors: list[dict[str, Any]],
+        model: str | None = None,
+        escalated: bool = False,
     ) -> None:
+        """One attempt ended: its tokens, cost (apart too when escalated), model, errors."""
         with self._lock:
             entry = self._index[(phase, number)]
             entry["attempts"] = attempt
             _add_tokens(entry["tokens"], usage)
             entry["cost_usd"] = round(entry["cost_usd"] + cost, 6)
+            if model is not None:
+                entry.setdefault("models", {})[str(attempt)] = model
+            if escalated:
+                before = entry.get("escalation_cost_usd", 0.0)
+                entry["escalation_cost_usd"] = round(before + cost, 6)
             entry["last_errors"] = errors
             self._encoded.pop((phase, number), None)
         happened = [
@@ -221,11 +232,20 @@ class Progress:
             )
         self.events(happened)
 
-    def batch_finished(self, phase: int, number: int, status: str, **info: Any) -> None:
-        """status: staged, merged or failed."""
+    def batch_finished(
+        self,
+        phase: int,
+        number: int,
+        status: str,
+        last_errors: list[dict[str, Any]] | None = None,
+        **info: Any,
+    ) -> None:
+        """status: staged, merged or failed (with the errors it failed on, when given)."""
         with self._lock:
             entry = self._index[(phase, number)]
             entry.update(status=status, finished_at=now_iso())
+            if last_errors is not None:
+                entry["last_errors"] = last_errors
             self._encoded.pop((phase, number), None)
             if status == "merged":
                 self._merged_this_run += 1
@@ -279,6 +299,7 @@ class Progress:
                     "attempts": 0,
                     "tokens": dict.fromkeys(names, 0),
                     "cost": 0.0,
+                    "escalation_cost": 0.0,
                 }
             summary[entry["status"]] += 1
             summary["attempts"] += entry["attempts"]
@@ -286,13 +307,19 @@ class Progress:
             for name in names:
                 tokens[name] += add.get(name, 0)
             summary["cost"] += entry["cost_usd"]
-        totals: dict[str, Any] = {"tokens": dict.fromkeys(names, 0), "cost_usd": 0.0}
+            summary["escalation_cost"] += entry.get("escalation_cost_usd", 0.0)
+        totals: dict[str, Any] = {
+            "tokens": dict.fromkeys(names, 0), "cost_usd": 0.0, "escalation_cost_usd": 0.0
+        }  # fmt: skip
         for summary in phases.values():
             summary["cost_usd"] = round(summary.pop("cost"), 6)
+            summary["escalation_cost_usd"] = round(summary.pop("escalation_cost"), 6)
             totals["cost_usd"] += summary["cost_usd"]
+            totals["escalation_cost_usd"] += summary["escalation_cost_usd"]
             for name in names:
                 totals["tokens"][name] += summary["tokens"][name]
         totals["cost_usd"] = round(totals["cost_usd"], 6)
+        totals["escalation_cost_usd"] = round(totals["escalation_cost_usd"], 6)
         self.state["phases"] = phases
         self.state["totals"] = totals
         self.state["eta"] = self._eta()

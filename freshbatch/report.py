@@ -180,17 +180,19 @@ def _wall(
 def _spend(
     transcripts: dict[int, list[dict[str, Any]]], entries: dict[int, dict[str, Any]]
 ) -> dict[str, Any]:
-    """Tokens and cost: progress.json's (kept across runs), else the transcripts' sum."""
+    """Tokens and cost, escalated attempts' cost apart: progress.json's (kept across runs),
+    else the transcripts' sum."""
     tokens = dict.fromkeys(_TOKENS, 0)
-    cost = 0.0
+    cost = escalation = 0.0
     if any(e.get("attempts") for e in entries.values()):
         for entry in entries.values():
             for name in _TOKENS:
                 tokens[name] += (entry.get("tokens") or {}).get(name, 0)
             cost += entry.get("cost_usd") or 0.0
-        return {"tokens": tokens, "cost_usd": round(cost, 6)}
+            escalation += entry.get("escalation_cost_usd") or 0.0
+        return _spent(tokens, cost, escalation)
     if not transcripts:
-        return {"tokens": None, "cost_usd": None}
+        return {"tokens": None, "cost_usd": None, "escalation_cost_usd": None}
     for attempts in transcripts.values():
         for attempt in attempts:
             usage = Usage.from_dict((attempt.get("answer") or {}).get("usage"))
@@ -199,7 +201,17 @@ def _spend(
             tokens["cache_read"] += usage.cache_read_input_tokens
             tokens["cache_write"] += usage.cache_creation_input_tokens
             cost += attempt.get("cost_usd") or 0.0
-    return {"tokens": tokens, "cost_usd": round(cost, 6)}
+            if attempt.get("escalated"):
+                escalation += attempt.get("cost_usd") or 0.0
+    return _spent(tokens, cost, escalation)
+
+
+def _spent(tokens: dict[str, int], cost: float, escalation: float) -> dict[str, Any]:
+    return {
+        "tokens": tokens,
+        "cost_usd": round(cost, 6),
+        "escalation_cost_usd": round(escalation, 6),  # part of cost_usd
+    }
 
 
 def _failed(

@@ -45,6 +45,11 @@ def phase_lines(phase: dict[str, Any]) -> list[str]:
             f"- tokens: {tokens['input']:,} in, {tokens['cache_write']:,} cache write, "
             f"{tokens['cache_read']:,} cache read, {tokens['output']:,} out; "
             f"cost ${phase['cost_usd']:.4f}"
+            + (
+                f" (escalated attempts ${phase['escalation_cost_usd']:.4f} of it)"
+                if phase.get("escalation_cost_usd")
+                else ""
+            )
         )
     if phase["retry_rules"]:
         rules = ", ".join(f"{r['rule']} ({r['attempts']})" for r in phase["retry_rules"])

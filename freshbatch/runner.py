@@ -40,7 +40,7 @@ from freshbatch.store import (
     record_plan,
 )
 from freshbatch.thinking import request_params
-from freshbatch.workspace import DEFAULT_MODEL, Course, Workspace
+from freshbatch.workspace import DEFAULT_MODEL, Course, Escalation, Settings, Workspace
 
 __all__ = ["PhaseResult", "RunOptions", "RunResult", "run", "dry_run", "prompt_request"]
 
@@ -66,6 +66,9 @@ class RunOptions:
     poll_seconds: float = 30.0
     on_failure: str = "stop"  # stop (finish in flight), fail-fast or keep-going
     hooks: tuple[Hook, ...] = ()  # beside freshbatch.yaml's and course.yaml's (--notify)
+    escalate_model: str | None = None  # over course.yaml's and freshbatch.yaml's escalate:
+    escalate_from: int | None = None  # None: the escalate: setting's from_attempt, else 3
+    batch_timeout: float | None = None  # wall-clock seconds for all attempts of one batch
 
 
 @dataclass
@@ -249,6 +252,21 @@ def sync_from_files(progress: Progress, course: Course, phase: PhaseDef, plan: B
         progress.set_batch_status(phase.number, batch.number, status)
 
 
+def choose_escalation(options: RunOptions, course: Course, settings: Settings) -> Escalation | None:
+    """--escalate-model, else course.yaml's escalate:, else freshbatch.yaml's (or none)."""
+    chosen = course.escalate or settings.escalate
+    if options.escalate_model is not None:
+        chosen = Escalation(options.escalate_model, chosen.from_attempt if chosen else 3)
+    if options.escalate_from is not None:
+        if chosen is None:
+            raise InputError(
+                "--escalate-from needs a model to escalate to: pass --escalate-model M or set "
+                "escalate: {model: M} in course.yaml or freshbatch.yaml"
+            )
+        chosen = Escalation(chosen.model, options.escalate_from)
+    return chosen
+
+
 def _end(progress: Progress, status: str, failing: bool) -> None:
     """progress.json's last word; a write failure there must not hide the run's own error."""
     try:
@@ -267,6 +285,8 @@ def _run_phases(
     attempt_options = AttemptOptions(
         options.max_attempts, options.retry, options.cache_ttl,
         thinking=course.thinking or settings.thinking, effort=course.effort or settings.effort,
+        escalate=choose_escalation(options, course, settings),
+        batch_timeout=options.batch_timeout,
     )  # fmt: skip
     if options.via == "batches":
         return _run_message_batches(runs, provider, model, attempt_options, gate, options)

@@ -45,6 +45,8 @@ SETTINGS_TEXT = f"""\
 # max_consecutive_pauses: 10      # rate-limit pauses in a row before a run stops (exit 3)
 # prices:                         # USD per million tokens; the longest model-name prefix wins
 #   my-model: {{input: 3.0, output: 15.0}}  # also cache_write, cache_read, min_cache_tokens
+# escalate:                       # later attempts on a stronger model (--escalate-model wins)
+#   {{model: claude-opus-5-5, from_attempt: 3}}
 # hooks:                          # commands run on run events, the event as JSON on stdin
 #   - {{on: run:end, run: "notify-send freshbatch", timeout: 30}}  # shell: false unless set
 """

@@ -34,7 +34,19 @@ _COURSE_KEYS = {
     "model",
     "rules",
     "hooks",
+    "escalate",
 }
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """Attempts from `from_attempt` on run on the stronger `model`."""
+
+    model: str
+    from_attempt: int = 3
+
+    def model_for(self, attempt: int, model: str) -> str:
+        return self.model if attempt >= self.from_attempt else model
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,7 @@ class Course:
     hooks: tuple[Hook, ...] = ()
     thinking: str | None = None  # off | adaptive, over freshbatch.yaml's
     effort: str | None = None
+    escalate: Escalation | None = None  # over freshbatch.yaml's
 
     @property
     def config_path(self) -> Path:
@@ -108,11 +121,12 @@ class Settings:
     output_charge: str = "reserve"
     thinking: str | None = None  # off | adaptive (None: the documented default, off)
     effort: str | None = None  # low | medium | high | ... (None: the model's default)
+    escalate: Escalation | None = None
 
 
 _SETTINGS_KEYS = {
     "model", "concurrency", "max_consecutive_pauses", "prices", "output_charge", "thinking",
-    "effort", "hooks",
+    "effort", "hooks", "escalate",
 }  # fmt: skip
 _PRICE_KEYS = {
     "input", "output", "cache_write", "cache_write_1h", "cache_read", "batch_discount",
@@ -206,6 +220,18 @@ def parse_settings(raw: Any, where: str) -> Settings:
         output_charge=_choice(raw, "output_charge", OUTPUT_CHARGES, where) or "reserve",
         thinking=_choice(raw, "thinking", THINKING, where),
         effort=_choice(raw, "effort", EFFORTS, where),
+        escalate=parse_escalation(raw.get("escalate"), where),
+    )
+
+
+def parse_escalation(raw: Any, where: str) -> Escalation | None:
+    """`escalate: {model: M, from_attempt: N}` (from_attempt defaults to 3)."""
+    if raw is None:
+        return None
+    check_keys(raw, {"model", "from_attempt"}, f"{where}: escalate")
+    return Escalation(
+        model=_text(raw, "model", f"{where}: escalate"),
+        from_attempt=_int(raw.get("from_attempt", 3), "escalate.from_attempt", where, 2, 10),
     )
 
 
@@ -274,6 +300,7 @@ def parse_course(folder: Path, raw: Any) -> Course:
         hooks=parse_hooks(raw.get("hooks"), where),
         thinking=_choice(raw, "thinking", THINKING, where),
         effort=_choice(raw, "effort", EFFORTS, where),
+        escalate=parse_escalation(raw.get("escalate"), where),
     )
 
 

@@ -49,6 +49,12 @@ class Request:
     params: Mapping[str, Any] = field(default_factory=dict)
     # called once the response has started (the prompt cache is written by then)
     on_started: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+    # seconds left of the batch's --batch-timeout: caps the provider's own per-request timeout
+    timeout: float | None = field(default=None, compare=False)
+
+    def timeout_within(self, configured: float) -> float:
+        """The provider's per-request timeout, cut to what is left of the batch's."""
+        return configured if self.timeout is None else max(min(configured, self.timeout), 0.001)
 
     def notify_started(self) -> None:
         if self.on_started is not None:

@@ -152,7 +152,9 @@ class AnthropicProvider:
     def _create(self, client: anthropic.Anthropic, request: Request) -> Answer:
         """One non-streamed request."""
         started = time.monotonic()
-        raw = client.messages.with_raw_response.create(**_params(request))
+        raw = client.messages.with_raw_response.create(
+            **_params(request), timeout=request.timeout_within(self.config.timeout)
+        )
         message: Message = raw.parse()
         answer = _answer(message, time.monotonic() - started, None, message._request_id)
         return replace(answer, limits=RateLimits.from_headers(raw.headers))
@@ -166,7 +168,8 @@ class AnthropicProvider:
         rest of a batch attempt. What remains costs per event, in httpx and the socket reads.
         """
         started = time.monotonic()
-        params = {**_params(request), "stream": True}
+        params = {**_params(request), "stream": True,
+                  "timeout": request.timeout_within(self.config.timeout)}  # fmt: skip
         with client.messages.with_streaming_response.create(**params) as response:
             request.notify_started()  # status 200 and headers are in: the cache is written
             limits = RateLimits.from_headers(response.headers)

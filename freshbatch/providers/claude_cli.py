@@ -108,7 +108,7 @@ class ClaudeCliProvider:
             finished, stopped = run_streaming(
                 invocation.argv,
                 prompt,
-                self.config.timeout,
+                request.timeout_within(self.config.timeout),
                 label="claude-cli",
                 stop=stream.read,
                 env=invocation.environment(),

@@ -37,7 +37,7 @@ class CommandProvider:
         finished = run_process(
             self.config.command,
             json.dumps(payload, ensure_ascii=False),
-            self.config.timeout,
+            request.timeout_within(self.config.timeout),
             label="command",
         )
         _check_exit(finished, self.config.command[0])

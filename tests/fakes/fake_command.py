@@ -2,13 +2,15 @@
 
 It reads the request JSON from stdin, writes it to LOG (if given), and answers per MODE:
 ok (an answer echoing meta), tempfail (exit 75), fatal (exit 2 with a stderr message),
-garbage (non-JSON stdout), notext (a JSON object without "text").
+garbage (non-JSON stdout), notext (a JSON object without "text"), slow:SECONDS (sleeps,
+then answers as ok).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 
 
 def main(argv: list[str]) -> int:
@@ -18,6 +20,8 @@ def main(argv: list[str]) -> int:
     if len(argv) > 2:
         with open(argv[2], "w", encoding="utf-8") as handle:
             handle.write(received)
+    if mode.startswith("slow:"):
+        time.sleep(float(mode.split(":", 1)[1]))
     if mode == "tempfail":
         print("upstream busy, try later", file=sys.stderr)
         return 75
