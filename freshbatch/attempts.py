@@ -155,8 +155,6 @@ def with_retries(
         except (TransientError, ProviderError) as exc:
             spend.add(exc)
             gate.settle(ticket, None, getattr(exc, "limits", None))
-            if isinstance(exc, TransientError) and exc.status == 429:
-                gate.refused(exc.retry_after)
             raise
         except BaseException:
             gate.settle(ticket, None, None)

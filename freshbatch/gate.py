@@ -105,11 +105,6 @@ class RateGate:
         elif self.pacer is not None and limits is not None:
             self.pacer.observe(limits)
 
-    def refused(self, retry_after: float | None) -> None:
-        """A 429 with its retry-after: what the server's bucket must still be short of."""
-        if self.pacer is not None:
-            self.pacer.refused(retry_after)
-
     def fit_max_tokens(self, max_tokens: int) -> int:
         return self.pacer.fit_max_tokens(max_tokens) if self.pacer is not None else max_tokens
 

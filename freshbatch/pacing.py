@@ -197,17 +197,6 @@ class Pacer:
             self._condition.notify_all()
         self._on_change(info)
 
-    def refused(self, retry_after: float | None) -> None:
-        """A 429: the server's output bucket needs `retry_after` seconds to take a request,
-        so it holds at most what that refill would bring (it may be in debt: the headers
-        never show less than 0)."""
-        bucket = self.buckets.get("output-tokens")
-        if retry_after is None or bucket is None:
-            return
-        with self._condition:
-            bucket.refill(time.monotonic())
-            bucket.level = min(bucket.level, -retry_after * bucket.limit / 60.0 + 1.0)
-
     def observe(self, limits: RateLimits) -> None:
         """Headers seen outside a paced request: sync the buckets to them."""
         with self._condition:

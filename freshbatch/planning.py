@@ -109,7 +109,7 @@ class Plan:
                 for b in self.batches
             ],
             "totals": {"tokens": _tokens(usage), "cost_usd": cost},
-            "warnings": self.warnings,
+            **({"warnings": self.warnings} if self.warnings else {}),
             **({"escalation": {f"phase{k}": e.to_dict() for k, e in self.escalation.items()}}
                if self.escalation else {}),
             **({} if cost is not None or not self.batches else

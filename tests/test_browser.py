@@ -120,6 +120,7 @@ def test_page_follows_a_run_without_reloading(
         assert page.get_attribute("#bar-phase1", "aria-valuenow") == "0"
         assert page.locator("#grid .cell").count() == 9
         page.evaluate("window.__notReloaded = true")
+        assert page.locator('#drift-charts svg.drift-chart[data-phase="5"] polyline').count() == 0
 
         runner.start()
         page.wait_for_selector('#state[data-state="running"]')
