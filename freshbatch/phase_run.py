@@ -62,7 +62,6 @@ class PhaseRun:
         self.phase = phase
         self.phases = phases
         self.course = course
-        self.settings = workspace.settings()
         self.progress = progress
         self.pricing = pricing or Pricing()
         self.context: PhaseContext = load_context(workspace, phase, course, phases)

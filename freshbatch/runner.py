@@ -174,7 +174,7 @@ def run(
         failing = True
         try:
             result.phases = _run_phases(runs, provider, model, progress, gate, options,
-                                        concurrency)  # fmt: skip
+                                        concurrency, settings)  # fmt: skip
             failing = False
             if not result.ok:
                 status = "failed"
@@ -278,10 +278,9 @@ def _end(progress: Progress, status: str, failing: bool) -> None:
 
 def _run_phases(
     runs: dict[int, PhaseRun], provider: Provider, model: str, progress: Progress,
-    gate: RateGate, options: RunOptions, concurrency: int,
+    gate: RateGate, options: RunOptions, concurrency: int, settings: Settings,
 ) -> list[PhaseResult]:  # fmt: skip
     course = next(iter(runs.values())).course
-    settings = next(iter(runs.values())).settings
     attempt_options = AttemptOptions(
         options.max_attempts, options.retry, options.cache_ttl,
         thinking=course.thinking or settings.thinking, effort=course.effort or settings.effort,

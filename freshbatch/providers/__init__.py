@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -111,6 +111,9 @@ class Usage:
         return cls(*(int(data.get(name) or 0) for name in cls.__dataclass_fields__))
 
 
+_NOT_ANSWER = frozenset({"sent", "prefix_sha256", "limits"})  # kept beside it in transcripts
+
+
 @dataclass(frozen=True)
 class Answer:
     """What came back: the text, why it stopped, what it cost, how long it took."""
@@ -133,9 +136,9 @@ class Answer:
         return self.stop_reason == "max_tokens"
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # field by field: `sent` (a CLI's whole stdin and result) is not copied to be dropped
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_ANSWER}
         data["usage"] = self.usage.to_dict()
-        del data["sent"], data["prefix_sha256"], data["limits"]
         return data
 
     @classmethod
